@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# The single command that runs IMS's whole test suite, on a fresh Debian 12
+# machine too (it installs what it needs; .ci/run just execs it).
+#
+#   ./scripts/test.sh [NEXTEST-ARGS...]
+#
+# Steps (every step runs even if an earlier one failed; the exit status is
+# non-zero if any failed, and a summary lists which):
+#   1. tools: cargo (must exist: Rust can't be installed offline), rustfmt and
+#      clippy components, a C compiler (apt), cargo-nextest (cargo install).
+#   2. cargo fmt --all -- --check; cargo clippy --all-targets --locked -- -D warnings
+#   3. PostgreSQL: scripts/lib/pg.sh (ims_pg_setup) finds or starts one and
+#      exports IMS_TEST_PG_URL. IMS_TEST_PG_FORCE_PRIVATE=1 forces a private
+#      throwaway cluster; see that file for all switches.
+#   4. cargo nextest run --all-targets --no-fail-fast, twice:
+#      IMS_TEST_BACKEND=sqlite, then IMS_TEST_BACKEND=postgres.
+#      NEXTEST-ARGS (e.g. a test filter) are passed to both runs.
+#   5. extension points (not yet implemented): browser tests, Python tools.
+#
+# With CI=true the only difference is nextest's profile `ci`
+# (NEXTEST_PROFILE=ci, see .config/nextest.toml).
+# apt-get is used only when something is missing, and only as root or via sudo.
+set -euo pipefail
+
+IMS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "${IMS_ROOT}"
+
+# shellcheck source=scripts/lib/common.sh
+source "${IMS_ROOT}/scripts/lib/common.sh"
+# shellcheck source=scripts/lib/pg.sh
+source "${IMS_ROOT}/scripts/lib/pg.sh"
+
+FAILED_STEPS=()
+
+# run_step NAME CMD...: banner, run, record failure without stopping.
+run_step() {
+    local name=$1
+    shift
+    ims_banner "${name}"
+    if "$@"; then
+        ims_log "${name}: ok"
+    else
+        local rc=$?
+        ims_log "${name}: FAILED (exit ${rc})"
+        FAILED_STEPS+=("${name}")
+    fi
+}
+
+# --- 1. tools ----------------------------------------------------------------
+
+ensure_tools() {
+    ims_banner "tools"
+    if ! command -v cargo >/dev/null 2>&1; then
+        # A rustup install whose env was not sourced (e.g. a non-login shell).
+        local cargo_bin=${CARGO_HOME:-${HOME}/.cargo}/bin
+        if [[ -x ${cargo_bin}/cargo ]]; then
+            export PATH="${cargo_bin}:${PATH}"
+        else
+            ims_die "cargo not found. Install the Rust toolchain (rustup, stable) first: it cannot be installed offline by this script."
+        fi
+    fi
+    ims_log "$(cargo --version)"
+
+    cargo fmt --version >/dev/null 2>&1 ||
+        ims_die "rustfmt is missing: run 'rustup component add rustfmt' (needs the Rust download server)"
+    cargo clippy --version >/dev/null 2>&1 ||
+        ims_die "clippy is missing: run 'rustup component add clippy' (needs the Rust download server)"
+
+    # C toolchain for crates with C/asm parts (ring, bundled SQLite) and for
+    # building cargo-nextest.
+    if ! command -v cc >/dev/null 2>&1; then
+        ims_apt_install gcc libc6-dev
+    fi
+
+    if ! cargo nextest --version >/dev/null 2>&1; then
+        ims_log "cargo-nextest missing: cargo install cargo-nextest --locked"
+        cargo install cargo-nextest --locked ||
+            ims_die "could not install cargo-nextest from crates.io"
+        if ! cargo nextest --version >/dev/null 2>&1; then
+            export PATH="${CARGO_INSTALL_ROOT:-${CARGO_HOME:-${HOME}/.cargo}}/bin:${PATH}"
+        fi
+        cargo nextest --version >/dev/null 2>&1 ||
+            ims_die "cargo-nextest was installed but 'cargo nextest' still does not run; is cargo's bin directory on PATH?"
+    fi
+    ims_log "$(cargo nextest --version 2>/dev/null | head -n 1)"
+}
+
+# --- 2. lint -----------------------------------------------------------------
+
+LOCKED=()
+if [[ -f Cargo.lock ]]; then LOCKED=(--locked); fi
+
+lint() {
+    run_step "cargo fmt --check" cargo fmt --all -- --check
+    run_step "cargo clippy" cargo clippy --all-targets "${LOCKED[@]}" -- -D warnings
+}
+
+# --- 4. tests ----------------------------------------------------------------
+
+# run_nextest BACKEND [ARGS...]
+run_nextest() {
+    local backend=$1
+    shift
+    run_step "nextest: IMS_TEST_BACKEND=${backend}${NEXTEST_PROFILE:+ (profile ${NEXTEST_PROFILE})}" \
+        env IMS_TEST_BACKEND="${backend}" IMS_TEST_PG_URL="${IMS_TEST_PG_URL:-}" \
+        cargo nextest run --all-targets --no-fail-fast "${LOCKED[@]}" "$@"
+}
+
+# --- 5. extension points (not implemented yet) --------------------------------
+
+# Browser tests for web/ go here: install Debian's chromium + chromium-driver
+# (ims_apt_install, only if /usr/bin/chromium is missing), `npm ci` in web/,
+# build, start `ims` on a free 127.0.0.1 port with a temp database (ims_on_exit
+# to stop it), run the Playwright/Vitest suite with playwright-core's
+# executablePath=/usr/bin/chromium and --headless --no-sandbox
+# --disable-background-networking ...; call it via run_step so failures count.
+run_browser_tests() {
+    :
+}
+
+# Python tools (e.g. tools/ or bench/) go here: python3 -m venv under target/,
+# pip install -r their requirements, run their pytest via run_step (treat
+# pytest's exit 5, "no tests collected", as you intend).
+run_python_tools() {
+    :
+}
+
+# --- main --------------------------------------------------------------------
+
+main() {
+    if [[ ${CI:-} == true ]]; then
+        export NEXTEST_PROFILE=${NEXTEST_PROFILE:-ci}
+    fi
+
+    ensure_tools
+    lint
+
+    ims_banner "PostgreSQL"
+    ims_pg_setup
+
+    run_nextest sqlite "$@"
+    run_nextest postgres "$@"
+
+    run_browser_tests
+    run_python_tools
+
+    ims_banner "summary"
+    if ((${#FAILED_STEPS[@]} > 0)); then
+        ims_log "FAILED steps (${#FAILED_STEPS[@]}):"
+        printf '[test.sh]   - %s\n' "${FAILED_STEPS[@]}" >&2
+        return 1
+    fi
+    ims_log "all steps passed"
+}
+
+main "$@"

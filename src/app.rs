@@ -1,0 +1,177 @@
+//! Application assembly, shared by `ims serve` and the tests: [`App::build`] resolves key material,
+//! opens and migrates the database, binds the listener (port 0 in tests) and returns; [`App::run_until`]
+//! serves with the background workers until the shutdown future resolves, then drains in-flight
+//! requests and stops the workers.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+
+use crate::auth::audit::{self, kind, Event};
+use crate::auth::keys;
+use crate::auth::password::Hasher;
+use crate::auth::revocation::Revocations;
+use crate::auth::sessions::Lifetimes;
+use crate::auth::throttle::Throttle;
+use crate::auth::tokens::Tokens;
+use crate::config::Config;
+use crate::db::{migrate, Db};
+use crate::metrics::Metrics;
+use crate::users::cache::UserCache;
+use crate::workers;
+
+/// Everything a request handler may use.
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub hasher: Hasher,
+    pub tokens: Tokens,
+    pub revocations: Revocations,
+    pub throttle: Throttle,
+    pub metrics: Metrics,
+    pub users: UserCache,
+    pub lifetimes: Lifetimes,
+    pub public_origin: String,
+    pub cookie_secure: bool,
+    pub otp_pepper: SecretString,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Services>);
+
+impl Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+/// Opens the configured database and applies pending migrations.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database_url, config.database_max_connections).await?;
+    migrate::run(&db).await?;
+    Ok(db)
+}
+
+impl App {
+    pub async fn build(mut config: Config) -> anyhow::Result<Self> {
+        let (key_doc, key_source) = keys::configured_or_generated(
+            config.secrets.jwt_signing_keys.as_ref(),
+            &config.data_dir,
+            keys::SIGNING_KEYS_FILE,
+            || keys::generate_key_set(None),
+        )?;
+        let signing_keys = keys::parse_key_set(&key_doc)?;
+        let (otp_pepper, pepper_source) = keys::configured_or_generated(
+            config.secrets.otp_pepper.as_ref(),
+            &config.data_dir,
+            keys::OTP_PEPPER_FILE,
+            keys::generate_pepper,
+        )?;
+        let db = open_database(&config).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {}", config.listen, e.kind()))?;
+        let addr = listener.local_addr()?;
+        if !config.public_url_configured {
+            // Follow the bound address (port 0 becomes the real port).
+            config.public_url = url::Url::parse(&format!("http://{addr}"))?;
+        }
+        let issuer = config.public_url.as_str().trim_end_matches('/').to_owned();
+        let tokens = Tokens::new(&signing_keys, issuer, config.auth.access_token_ttl)?;
+
+        audit::record(
+            db.pool(),
+            Event::new(kind::CONFIG_LOADED).detail(serde_json::json!({
+                "database": format!("{:?}", db.backend()).to_lowercase(),
+                "listen": addr.to_string(),
+                "public_url": config.public_url.as_str(),
+                "signing_keys": signing_keys.iter().map(|k| k.kid.clone()).collect::<Vec<_>>(),
+                "signing_keys_source": source_name(&key_source),
+                "otp_pepper_source": source_name(&pepper_source),
+            })),
+        )
+        .await?;
+
+        let public_origin = config.public_url.origin().ascii_serialization();
+        let cookie_secure = config.public_url.scheme() == "https"
+            || !config
+                .public_url
+                .host_str()
+                .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
+        let state = AppState(Arc::new(Services {
+            hasher: Hasher::new()?,
+            tokens,
+            revocations: Revocations::new(config.auth.access_token_ttl),
+            throttle: Throttle::new(config.auth.clone()),
+            metrics: Metrics::new(),
+            users: UserCache::default(),
+            lifetimes: Lifetimes {
+                idle: config.auth.refresh_idle_timeout,
+                absolute: config.auth.refresh_absolute_timeout,
+            },
+            public_origin,
+            cookie_secure,
+            otp_pepper,
+            db,
+            config,
+        }));
+        state.revocations.poll(&state.db).await?;
+        Ok(Self {
+            state,
+            listener,
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests and stops the workers.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let workers = workers::spawn(self.state.clone(), stop_rx);
+        let router = crate::http::router(self.state.clone());
+        tracing::info!(addr = %self.addr, "ims listening");
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        tracing::info!("stopping background workers");
+        let _ = stop_tx.send(true);
+        for worker in workers {
+            let _ = worker.await;
+        }
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+fn source_name(source: &crate::secrets::Source) -> &'static str {
+    match source {
+        crate::secrets::Source::Env => "environment",
+        crate::secrets::Source::File(_) => "file",
+        crate::secrets::Source::Generated(_) => "generated",
+    }
+}

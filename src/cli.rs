@@ -1,0 +1,218 @@
+//! The command line: `serve`, `migrate`, `users create`, `check-config` and `keys generate`.
+//! Each command reads the configuration from the environment, does one thing, and maps failures to
+//! a clear message on stderr and a non-zero exit.
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::app::{open_database, App};
+use crate::auth::keys;
+use crate::auth::roles::Role;
+use crate::config::Config;
+use crate::logging::{self, Sink};
+use crate::users::accounts::{self, Actor, NewAccount};
+
+#[derive(Parser)]
+#[command(
+    name = "ims",
+    version,
+    about = "IMS: production management for electronics factories"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API, web UI and background workers (applies pending migrations first).
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
+    },
+    /// Validate the configuration and secrets; print the effective configuration (secrets redacted).
+    CheckConfig,
+    /// Signing-key utilities.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create an active, email-verified user; prints the new user's id.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// ADMIN, MANAGER or LINE_LEADER; repeat for several.
+        #[arg(long = "role", required = true, value_parser = parse_role)]
+        roles: Vec<Role>,
+        /// Read the password from standard input (one trailing newline is stripped).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a JWT_SIGNING_KEYS document: the one in IMS_JWT_SIGNING_KEYS(_FILE) plus a new key
+    /// (rotation), or a new one-key document.
+    Generate,
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text)
+        .ok_or_else(|| format!("'{text}' is not a role; use ADMIN, MANAGER or LINE_LEADER"))
+}
+
+pub async fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::from_process_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let sink = if matches!(cli.command, Command::Serve) {
+        Sink::Stdout
+    } else {
+        Sink::Stderr
+    };
+    logging::init(config.log_format, sink);
+    let result = match cli.command {
+        Command::Serve => serve(config).await,
+        Command::Migrate => migrate(config).await,
+        Command::Users {
+            command:
+                UsersCommand::Create {
+                    email,
+                    name,
+                    roles,
+                    password_stdin: _,
+                },
+        } => create_user(config, email, name, roles).await,
+        Command::CheckConfig => check_config(config),
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => generate_keys(&config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config).await?;
+    app.run_until(shutdown_signal()).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+async fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = crate::db::Db::connect(&config.database_url, 2).await?;
+    let applied = crate::db::migrate::run(&db).await?;
+    db.close().await;
+    eprintln!("migrations applied: {applied}");
+    Ok(())
+}
+
+async fn create_user(
+    config: Config,
+    email: String,
+    name: String,
+    roles: Vec<Role>,
+) -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| anyhow::anyhow!("cannot read the password from stdin: {}", e.kind()))?;
+    let password = input
+        .strip_suffix("\r\n")
+        .or_else(|| input.strip_suffix('\n'))
+        .unwrap_or(&input)
+        .to_owned();
+    let password = SecretString::from(password);
+    // Validate before touching the database, so a bad input writes nothing.
+    let normalized = crate::users::email::normalize(&email)
+        .ok_or_else(|| anyhow::anyhow!("{}", accounts::AccountError::InvalidEmail))?;
+    let clean = accounts::clean_name(&name)?;
+    accounts::check_password(&password, &normalized, &clean)?;
+    let db = open_database(&config).await?;
+    let hasher = crate::auth::password::Hasher::new()?;
+    let user = accounts::create(
+        &db,
+        &hasher,
+        NewAccount {
+            email,
+            name,
+            roles,
+            password: Some(password),
+            email_verified: true,
+        },
+        Actor { id: None, ip: None },
+    )
+    .await;
+    db.close().await;
+    let user = user?;
+    println!("{}", user.id);
+    Ok(())
+}
+
+fn check_config(config: Config) -> anyhow::Result<()> {
+    if let Some(keys) = &config.secrets.jwt_signing_keys {
+        keys::parse_key_set(&keys.value)?;
+    }
+    if let Some(pepper) = &config.secrets.otp_pepper {
+        if pepper.value.expose_secret().len() < 16 {
+            anyhow::bail!("secret OTP_PEPPER is shorter than 16 characters");
+        }
+    }
+    println!("{}", config.describe());
+    eprintln!("configuration OK");
+    Ok(())
+}
+
+fn generate_keys(config: &Config) -> anyhow::Result<()> {
+    let existing = config.secrets.jwt_signing_keys.as_ref().map(|r| &r.value);
+    let doc = keys::generate_key_set(existing)?;
+    println!("{}", doc.expose_secret());
+    Ok(())
+}

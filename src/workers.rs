@@ -1,0 +1,56 @@
+//! Background workers of `ims serve`: the revocation-feed poller (every second) and housekeeping
+//! (expired sessions, throttle counters and feed rows, every ten minutes). Each stops when the
+//! shutdown signal flips; a failing round is logged and retried on the next tick, so a database
+//! outage pauses them without killing them.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::AppState;
+use crate::auth::revocation::POLL_INTERVAL;
+use crate::auth::sessions;
+
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
+
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let poll_state = state.clone();
+    let poller = tokio::spawn(every(POLL_INTERVAL, stop.clone(), move || {
+        let state = poll_state.clone();
+        async move {
+            if let Err(e) = state.revocations.poll(&state.db).await {
+                tracing::warn!(error = %crate::db::describe(&e), "revocation poll failed");
+            }
+        }
+    }));
+    let housekeeping = tokio::spawn(every(HOUSEKEEPING_INTERVAL, stop, move || {
+        let state = state.clone();
+        async move {
+            let results = [
+                sessions::prune(&state.db).await,
+                state.throttle.prune(&state.db).await,
+                state.revocations.prune(&state.db).await,
+            ];
+            for e in results.into_iter().filter_map(Result::err) {
+                tracing::warn!(error = %crate::db::describe(&e), "housekeeping failed");
+            }
+        }
+    }));
+    vec![poller, housekeeping]
+}
+
+async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut round: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => round().await,
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Black-box tests of the `ims` service over HTTP and through its binary, in one test binary.
+//! Run on SQLite by default and on PostgreSQL with `IMS_TEST_BACKEND=postgres` (see
+//! `scripts/test.sh`).
+
+mod access;
+mod admin;
+mod auth;
+mod cli;
+mod edge;
+mod helpers;
