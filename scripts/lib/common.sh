@@ -1,16 +1,16 @@
 # shellcheck shell=bash
 # Shared helpers for scripts/test.sh (sourced, never executed directly).
 #
-#   ims_log / ims_warn / ims_die   messages on stderr, prefixed "[test.sh]"
+#   ims_log / ims_warn / ims_die   messages on stderr, prefixed "[ims]"
 #   ims_banner TEXT                a visible section line
 #   ims_can_root / ims_as_root     run as root (directly, or through sudo)
 #   ims_apt_install PKG...         apt-get install, with one `apt-get update` first
 #   ims_on_exit FUNC               run FUNC when the script exits (LIFO, once)
 
-ims_log() { printf '[test.sh] %s\n' "$*" >&2; }
-ims_warn() { printf '[test.sh] WARNING: %s\n' "$*" >&2; }
+ims_log() { printf '[ims] %s\n' "$*" >&2; }
+ims_warn() { printf '[ims] WARNING: %s\n' "$*" >&2; }
 ims_die() {
-    printf '[test.sh] ERROR: %s\n' "$*" >&2
+    printf '[ims] ERROR: %s\n' "$*" >&2
     exit 1
 }
 ims_banner() { printf '\n========== %s ==========\n' "$*"; }

@@ -76,6 +76,18 @@ pub fn check_password(
         .map_err(AccountError::WeakPassword)
 }
 
+/// [`check_password`] on the blocking pool: the strength estimate can take tens of milliseconds.
+pub async fn check_password_off_runtime(
+    password: &SecretString,
+    email: &str,
+    name: &str,
+) -> Result<(), AccountError> {
+    let (password, email, name) = (password.clone(), email.to_owned(), name.to_owned());
+    tokio::task::spawn_blocking(move || check_password(&password, &email, &name))
+        .await
+        .map_err(|e| AccountError::Other(e.into()))?
+}
+
 pub async fn create(
     db: &Db,
     hasher: &Hasher,
@@ -90,7 +102,7 @@ pub async fn create(
     }
     let hash = match &new.password {
         Some(pw) => {
-            check_password(pw, &email, &name)?;
+            check_password_off_runtime(pw, &email, &name).await?;
             Some(hasher.hash(pw).await?)
         }
         None => None,

@@ -1,0 +1,480 @@
+#!/usr/bin/env bash
+# IMS load benchmark: cold start, /healthz, /auth/me, login storm, /auth/me under a login storm,
+# RSS. Writes bench/results/latest.md (+ latest.json) and prints it. See bench/README.md.
+#
+# Everything it starts (servers, wrk) is stopped and the databases it creates are dropped on exit,
+# whatever the exit path. Every phase has a bounded duration.
+#
+# Environment (all optional):
+#   IMS_BENCH_PG_URL         admin URL used to create/drop the bench database
+#                            (default postgres://postgres@127.0.0.1:5432/postgres)
+#   BENCH_DURATION           measured seconds per scenario (default 20)
+#   BENCH_WARMUP             warm-up seconds before each measured run (default 5)
+#   BENCH_CONNECTIONS        connections for /healthz and /auth/me (default 64)
+#   BENCH_THREADS            wrk threads (default 2)
+#   BENCH_LOGIN_CONNECTIONS  connections (= users) of the login storm (default 16)
+#   BENCH_MIXED_DELAY        seconds the storm runs before /auth/me is measured in (d) (default 3)
+#   BENCH_MIXED_DURATION     measured seconds of /auth/me during the storm (default 15)
+#   BENCH_COLD_RUNS          cold starts per backend (default 3)
+#   BENCH_SKIP_BUILD=1       use the existing release binary
+#   IMS_BIN                  binary to benchmark (default $CARGO_TARGET_DIR/release/ims)
+#   BENCH_SERVER_ENV         extra "VAR=value ..." for the server (e.g. IMS_DATABASE_MAX_CONNECTIONS=20)
+#   BENCH_RESULTS            output markdown (default bench/results/latest.md)
+set -euo pipefail
+
+BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$BENCH_DIR/.." && pwd)"
+
+PG_ADMIN_URL="${IMS_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+DURATION="${BENCH_DURATION:-20}"
+WARMUP="${BENCH_WARMUP:-5}"
+CONNS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+LOGIN_CONNS="${BENCH_LOGIN_CONNECTIONS:-16}"
+MIXED_DELAY="${BENCH_MIXED_DELAY:-3}"
+MIXED_DURATION="${BENCH_MIXED_DURATION:-15}"
+COLD_RUNS="${BENCH_COLD_RUNS:-3}"
+RESULTS_MD="${BENCH_RESULTS:-$BENCH_DIR/results/latest.md}"
+RESULTS_JSON="${RESULTS_MD%.md}.json"
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+IMS_BIN="${IMS_BIN:-$TARGET_DIR/release/ims}"
+READY_TIMEOUT=60     # seconds a server may take to answer /readyz
+STOP_TIMEOUT=15      # seconds a server may take to stop after SIGTERM
+
+for v in DURATION WARMUP CONNS THREADS LOGIN_CONNS MIXED_DELAY MIXED_DURATION COLD_RUNS; do
+  [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "error: $v must be a whole number (got '${!v}')" >&2; exit 2; }
+done
+((DURATION > 0 && CONNS > 0 && THREADS > 0 && LOGIN_CONNS > 0 && MIXED_DURATION > 0)) ||
+  { echo "error: durations and connection counts must be positive" >&2; exit 2; }
+((THREADS <= CONNS && THREADS <= LOGIN_CONNS)) ||
+  { echo "error: BENCH_THREADS must not exceed the connection counts" >&2; exit 2; }
+
+log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --------------------------------------------------------------------------------------------
+# Cleanup: everything started or created is recorded here and undone by the EXIT trap.
+# --------------------------------------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/ims-bench.XXXXXX")"
+declare -a SERVER_PIDS=() BG_PIDS=() DATABASES=()
+
+stop_pid() { # pid timeout: SIGTERM, wait, then SIGKILL. Only for processes we started.
+  local pid="$1" timeout="${2:-$STOP_TIMEOUT}" i
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < timeout * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+    sleep 0.1
+  done
+  log "pid $pid did not stop within ${timeout}s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+}
+
+psql_admin() { psql "$PG_ADMIN_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
+
+cleanup() {
+  local rc=$? pid db
+  trap - EXIT INT TERM
+  for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" 5; done
+  for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
+  for db in "${DATABASES[@]}"; do
+    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
+      log "warning: could not drop database $db"
+  done
+  if ((rc != 0)) && [[ -d "$WORK" ]]; then
+    log "failed (exit $rc); server logs kept in $WORK"
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --------------------------------------------------------------------------------------------
+# 1. Tools and the release build
+# --------------------------------------------------------------------------------------------
+need_pkgs=()
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+command -v jq >/dev/null || need_pkgs+=(jq)
+command -v curl >/dev/null || need_pkgs+=(curl)
+command -v psql >/dev/null || need_pkgs+=(postgresql-client)
+if ((${#need_pkgs[@]})); then
+  log "installing ${need_pkgs[*]} with apt"
+  SUDO=()
+  ((EUID == 0)) || SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  log "building ims (cargo build --release)"
+  (cd "$ROOT" && cargo build --release --bin ims)
+fi
+[[ -x "$IMS_BIN" ]] || die "no ims binary at $IMS_BIN"
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+free_port() { # a port nobody listens on (nothing answers a connect on 127.0.0.1)
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+pg_url_for() { # the admin URL with its database name replaced
+  local base="${PG_ADMIN_URL%%\?*}" query=""
+  [[ "$PG_ADMIN_URL" == *\?* ]] && query="?${PG_ADMIN_URL#*\?}"
+  echo "${base%/*}/$1$query"
+}
+
+create_database() {
+  psql_admin -c "CREATE DATABASE \"$1\"" >/dev/null
+  DATABASES+=("$1")
+}
+
+drop_database() {
+  psql_admin -c "DROP DATABASE IF EXISTS \"$1\" WITH (FORCE)" >/dev/null
+  local kept=() db
+  for db in "${DATABASES[@]}"; do [[ "$db" == "$1" ]] || kept+=("$db"); done
+  DATABASES=("${kept[@]}")
+}
+
+# The server gets a clean environment: the config rejects unknown IMS_* variables (IMS_BENCH_PG_URL
+# among them), and a developer's own IMS_* settings must not leak into the measurement.
+server_env() { # extra VAR=value ... -> env -i argument list on stdout, NUL-separated
+  printf '%s\0' "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=C.UTF-8" \
+    "IMS_LOG_FORMAT=json" "RUST_LOG=warn" "$@"
+  local extra
+  # shellcheck disable=SC2086
+  for extra in ${BENCH_SERVER_ENV:-}; do printf '%s\0' "$extra"; done
+}
+
+run_ims() { # cwd VAR=value ... -- args: run an ims one-shot command with the server environment
+  local cwd="$1"; shift
+  local envs=()
+  while [[ "$1" != -- ]]; do envs+=("$1"); shift; done
+  shift
+  local args=()
+  mapfile -d '' args < <(server_env "${envs[@]}")
+  (cd "$cwd" && env -i "${args[@]}" "$IMS_BIN" "$@")
+}
+
+SERVER_PID=""
+START_MS=""
+start_server() { # name cwd VAR=value ...: spawns `ims serve`, sets SERVER_PID and START_MS
+  local name="$1" cwd="$2"; shift 2
+  local args=()
+  mapfile -d '' args < <(server_env "$@")
+  START_MS=$(now_ms)
+  (cd "$cwd" && exec env -i "${args[@]}" "$IMS_BIN" serve) >"$WORK/$name.log" 2>&1 &
+  SERVER_PID=$!
+  SERVER_PIDS+=("$SERVER_PID")
+}
+
+wait_for() { # url pid timeout_s: polls until 200; prints the ms since START_MS
+  local url="$1" pid="$2" deadline=$(($(now_ms) + $3 * 1000))
+  while :; do
+    if curl -fsS -o /dev/null --max-time 1 "$url" 2>/dev/null; then
+      echo $(($(now_ms) - START_MS))
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    (($(now_ms) < deadline)) || return 1
+    sleep 0.005
+  done
+}
+
+forget_server() {
+  local kept=() p
+  for p in "${SERVER_PIDS[@]}"; do [[ "$p" == "$1" ]] || kept+=("$p"); done
+  SERVER_PIDS=("${kept[@]}")
+}
+
+vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
+
+cpu_ticks() { # utime + stime of a process, in clock ticks
+  local stat
+  stat=$(<"/proc/$1/stat")
+  stat="${stat##*) }"
+  awk '{ print $12 + $13 }' <<<"$stat"
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else print int((a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
+
+# --------------------------------------------------------------------------------------------
+# 2. Cold starts: time from spawn to the first /healthz 200
+# --------------------------------------------------------------------------------------------
+STAMP="$(date +%Y%m%d%H%M%S)_$$"
+declare -a COLD_PG=() COLD_SQLITE=()
+
+log "cold starts: $COLD_RUNS x PostgreSQL (fresh database), $COLD_RUNS x SQLite (empty directory)"
+for ((run = 1; run <= COLD_RUNS; run++)); do
+  db="ims_bench_${STAMP}_cold$run"
+  create_database "$db"
+  mkdir -p "$WORK/cold-pg-$run"
+  port=$(free_port)
+  start_server "cold-pg-$run" "$WORK/cold-pg-$run" "IMS_LISTEN=127.0.0.1:$port" \
+    "IMS_DATA_DIR=$WORK/cold-pg-$run" "IMS_DATABASE_URL=$(pg_url_for "$db")"
+  pid=$SERVER_PID
+  ms=$(wait_for "http://127.0.0.1:$port/healthz" "$pid" "$READY_TIMEOUT") ||
+    { cat "$WORK/cold-pg-$run.log" >&2; die "ims (PostgreSQL) did not become healthy"; }
+  COLD_PG+=("$ms")
+  stop_pid "$pid"; forget_server "$pid"
+  drop_database "$db"
+
+  dir="$WORK/cold-sqlite-$run"
+  mkdir -p "$dir"
+  port=$(free_port)
+  # Embedded defaults: only the listen address is set (8080 may be taken); data goes to ./ims-data.
+  start_server "cold-sqlite-$run" "$dir" "IMS_LISTEN=127.0.0.1:$port"
+  pid=$SERVER_PID
+  ms=$(wait_for "http://127.0.0.1:$port/healthz" "$pid" "$READY_TIMEOUT") ||
+    { cat "$WORK/cold-sqlite-$run.log" >&2; die "ims (SQLite) did not become healthy"; }
+  COLD_SQLITE+=("$ms")
+  [[ -f "$dir/ims-data/ims.db" ]] || die "SQLite cold start did not create ./ims-data/ims.db"
+  stop_pid "$pid"; forget_server "$pid"
+done
+log "cold start PostgreSQL: ${COLD_PG[*]} ms; SQLite: ${COLD_SQLITE[*]} ms"
+
+# --------------------------------------------------------------------------------------------
+# The benchmarked server: fresh PostgreSQL database, temp data dir
+# --------------------------------------------------------------------------------------------
+DB="ims_bench_${STAMP}"
+create_database "$DB"
+DB_URL="$(pg_url_for "$DB")"
+DATA="$WORK/data"
+mkdir -p "$DATA"
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+SERVER_VARS=("IMS_LISTEN=127.0.0.1:$PORT" "IMS_DATA_DIR=$DATA" "IMS_DATABASE_URL=$DB_URL")
+
+log "starting ims serve on $BASE (database $DB)"
+start_server server "$WORK" "${SERVER_VARS[@]}"
+PID=$SERVER_PID
+MAIN_COLD_MS=$(wait_for "$BASE/healthz" "$PID" "$READY_TIMEOUT") ||
+  { cat "$WORK/server.log" >&2; die "ims did not become healthy"; }
+wait_for "$BASE/readyz" "$PID" "$READY_TIMEOUT" >/dev/null ||
+  { cat "$WORK/server.log" >&2; die "ims did not become ready"; }
+COLD_PG+=("$MAIN_COLD_MS")
+sleep 1
+IDLE_RSS_KIB=$(vm_kib "$PID" VmRSS)
+log "ready after ${MAIN_COLD_MS} ms; idle RSS ${IDLE_RSS_KIB} KiB"
+
+# --------------------------------------------------------------------------------------------
+# 3. Users: one ADMIN, LOGIN_CONNS MANAGERs (one per storm connection)
+# --------------------------------------------------------------------------------------------
+ADMIN_EMAIL="bench-admin@bench.example"
+ADMIN_PASSWORD="Cobalt-Harbour-Lantern-5931"
+password_for() { printf 'Tangerine-Glacier-Mosaic-%04d-q' "$((4000 + $1 * 37))"; }
+create_user() { # email name role password
+  printf '%s\n' "$4" | run_ims "$WORK" "${SERVER_VARS[@]}" -- users create \
+    --email "$1" --name "$2" --role "$3" --password-stdin >/dev/null 2>>"$WORK/users.log" ||
+    { cat "$WORK/users.log" >&2; die "ims users create $1 failed"; }
+}
+log "creating 1 admin + $LOGIN_CONNS managers with 'ims users create'"
+create_user "$ADMIN_EMAIL" "Bench Admin" ADMIN "$ADMIN_PASSWORD"
+BODIES="$WORK/login-bodies.txt"
+: >"$BODIES"
+for ((i = 1; i <= LOGIN_CONNS; i++)); do
+  email=$(printf 'storm%02d@bench.example' "$i")
+  pw=$(password_for "$i")
+  create_user "$email" "Storm Manager $i" MANAGER "$pw" &
+  (( i % 2 == 0 )) && wait   # two at a time (each creation hashes with Argon2)
+  jq -cn --arg e "$email" --arg p "$pw" '{email: $e, password: $p}' >>"$BODIES"
+done
+wait
+
+login_token() { # prints a fresh access token for the admin
+  local body
+  body=$(curl -fsS --max-time 10 -H 'Content-Type: application/json' \
+    --data "$(jq -cn --arg e "$ADMIN_EMAIL" --arg p "$ADMIN_PASSWORD" '{email: $e, password: $p}')" \
+    "$BASE/auth/login") || die "admin login failed"
+  jq -er .access_token <<<"$body" || die "no access_token in the login response"
+}
+TOKEN=$(login_token)
+curl -fsS --max-time 5 -H "Authorization: Bearer $TOKEN" "$BASE/auth/me" >/dev/null ||
+  die "GET /auth/me with the admin token failed"
+# Every storm user must be able to log in before we storm.
+while IFS= read -r body; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Content-Type: application/json' \
+    --data "$body" "$BASE/auth/login")
+  [[ "$code" == 200 ]] || die "storm user login answered $code (body $(jq -r .email <<<"$body"))"
+done <"$BODIES"
+
+# --------------------------------------------------------------------------------------------
+# 4. Load
+# --------------------------------------------------------------------------------------------
+export BENCH_WRK_DIR="$BENCH_DIR/wrk"
+export BENCH_LOGIN_BODIES="$BODIES"
+WRK_TIMEOUT=10s
+
+# run_wrk name seconds connections script path [token]: measured run; leaves $WORK/name.out
+run_wrk() {
+  local name="$1" secs="$2" conns="$3" script="$4" path="$5" token="${6:-}"
+  local t0 t1
+  t0=$(cpu_ticks "$PID")
+  BENCH_TOKEN="$token" timeout --kill-after=5 $((secs + 30)) \
+    wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
+    -s "$BENCH_WRK_DIR/$script" "$BASE$path" >"$WORK/$name.out" 2>&1 ||
+    { cat "$WORK/$name.out" >&2; die "wrk ($name) failed"; }
+  t1=$(cpu_ticks "$PID")
+  grep -q '^BENCH_JSON ' "$WORK/$name.out" || { cat "$WORK/$name.out" >&2; die "no results from wrk ($name)"; }
+  grep '^BENCH_JSON ' "$WORK/$name.out" | tail -1 | cut -d' ' -f2- |
+    jq -c --argjson cpu "$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", 100 * d / hz / s }')" \
+      '. + {server_cpu_pct: $cpu}' >"$WORK/$name.json"
+  log "$name: $(jq -r '"\(.rps|floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.err_status), server CPU \(.server_cpu_pct)%"' "$WORK/$name.json")"
+}
+
+warm() { # seconds connections script path [token]
+  ((WARMUP > 0)) || return 0
+  BENCH_TOKEN="${5:-}" timeout --kill-after=5 $(($1 + 30)) \
+    wrk -t"$THREADS" -c"$2" -d"${1}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_WRK_DIR/$3" "$BASE$4" \
+    >"$WORK/warmup.out" 2>&1 || { cat "$WORK/warmup.out" >&2; die "wrk warm-up failed"; }
+}
+
+log "(a) GET /healthz: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+warm "$WARMUP" "$CONNS" get.lua /healthz
+run_wrk healthz "$DURATION" "$CONNS" get.lua /healthz
+
+log "(b) GET /auth/me: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+TOKEN=$(login_token)
+warm "$WARMUP" "$CONNS" get.lua /auth/me "$TOKEN"
+run_wrk me "$DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
+
+log "(c) POST /auth/login storm: ${WARMUP}s warm-up + ${DURATION}s, $LOGIN_CONNS connections"
+warm "$WARMUP" "$LOGIN_CONNS" login.lua /auth/login
+run_wrk login "$DURATION" "$LOGIN_CONNS" login.lua /auth/login
+
+log "(d) GET /auth/me for ${MIXED_DURATION}s while the login storm runs (started ${MIXED_DELAY}s before)"
+TOKEN=$(login_token)
+STORM_SECS=$((MIXED_DELAY + MIXED_DURATION + 2))
+timeout --kill-after=5 $((STORM_SECS + 30)) \
+  wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"${STORM_SECS}s" --timeout "$WRK_TIMEOUT" --latency \
+  -s "$BENCH_WRK_DIR/login.lua" "$BASE/auth/login" >"$WORK/storm.out" 2>&1 &
+STORM_PID=$!
+BG_PIDS+=("$STORM_PID")
+sleep "$MIXED_DELAY"
+run_wrk me_storm "$MIXED_DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
+wait "$STORM_PID" || { cat "$WORK/storm.out" >&2; die "background login storm failed"; }
+BG_PIDS=()
+grep '^BENCH_JSON ' "$WORK/storm.out" | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
+[[ -s "$WORK/storm.json" ]] || { cat "$WORK/storm.out" >&2; die "no results from the background storm"; }
+log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
+
+# --------------------------------------------------------------------------------------------
+# 5. Memory, then stop the server
+# --------------------------------------------------------------------------------------------
+PEAK_RSS_KIB=$(vm_kib "$PID" VmHWM)
+END_RSS_KIB=$(vm_kib "$PID" VmRSS)
+t0=$(now_ms)
+stop_pid "$PID"; forget_server "$PID"
+STOP_MS=$(($(now_ms) - t0))
+WARNINGS=$(grep -c '"level":"\(WARN\|ERROR\)"' "$WORK/server.log" || true)
+
+# --------------------------------------------------------------------------------------------
+# 6. Report
+# --------------------------------------------------------------------------------------------
+field() { jq -r ".$2" "$WORK/$1.json"; }
+fmt_rps() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
+fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 10 ? "%.2f ms" : "%.1f ms"), x }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+errors_note() { # name
+  jq -r '[(if .err_status > 0 then "\(.err_status) non-2xx" else empty end),
+          (if (.err_connect + .err_read + .err_write) > 0 then "\(.err_connect + .err_read + .err_write) socket errors" else empty end),
+          (if .err_timeout > 0 then "\(.err_timeout) timeouts" else empty end)] |
+         if length == 0 then "all 2xx" else join(", ") end' "$WORK/$1.json"
+}
+
+HZ_RPS=$(field healthz rps); ME_RPS=$(field me rps); ME_STORM_P99=$(field me_storm p99_ms)
+RATIO=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { printf "%.0f", 100 * a / b }')
+T1=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { print (a >= 0.5 * b) ? "PASS" : "FAIL" }')
+T2=$(awk -v p="$ME_STORM_P99" 'BEGIN { print (p < 20) ? "PASS" : "FAIL" }')
+for n in healthz me login me_storm; do
+  [[ "$(field "$n" err_status)" == 0 ]] || log "warning: $n had non-2xx responses (see notes)"
+done
+
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ "$GIT_REV" != unknown ]] && [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]]; then
+  GIT_REV="$GIT_REV (+ uncommitted changes in src/)"
+fi
+CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+MEM_TOTAL=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
+PG_VERSION=$(psql_admin -c 'SHOW server_version' 2>/dev/null || echo unknown)
+WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }')
+cold_summary() { # values...
+  local med
+  med=$(printf '%s\n' "$@" | median)
+  printf '%s ms (runs: %s ms)' "$med" "$(printf '%s, ' "$@" | sed 's/, $//')"
+}
+
+mkdir -p "$(dirname "$RESULTS_MD")"
+{
+  echo "# IMS benchmark — latest run"
+  echo
+  echo "| machine | |"
+  echo "|---|---|"
+  echo "| date | $(date -u '+%Y-%m-%d %H:%M:%S UTC') |"
+  echo "| git rev | $GIT_REV |"
+  echo "| nproc | $(nproc) |"
+  echo "| CPU | $CPU_MODEL |"
+  echo "| memory | $MEM_TOTAL |"
+  echo "| kernel | $(uname -r) |"
+  echo "| PostgreSQL | $PG_VERSION (127.0.0.1, same machine) |"
+  echo "| load generator | $WRK_VERSION, $THREADS threads, same machine (wrk, PostgreSQL and ims share the $(nproc) cores; no CPU pinning) |"
+  echo
+  echo "Method: each scenario ${WARMUP}s warm-up then ${DURATION}s measured; (d) measures /auth/me for ${MIXED_DURATION}s starting ${MIXED_DELAY}s after a ${LOGIN_CONNS}-connection login storm began. Latencies are wrk's (HdrHistogram, from request write to response). Server CPU = ims process CPU time / wall time (100% = one core)."
+  echo
+  echo "| scenario | connections | req/s | p50 | p99 | notes |"
+  echo "|---|---:|---:|---:|---:|---|"
+  echo "| (a) GET /healthz | $CONNS | $(fmt_rps "$HZ_RPS") | $(fmt_ms "$(field healthz p50_ms)") | $(fmt_ms "$(field healthz p99_ms)") | $(errors_note healthz); server CPU $(field healthz server_cpu_pct)% |"
+  echo "| (b) GET /auth/me (Bearer) | $CONNS | $(fmt_rps "$ME_RPS") | $(fmt_ms "$(field me p50_ms)") | $(fmt_ms "$(field me p99_ms)") | ${RATIO}% of /healthz; $(errors_note me); server CPU $(field me server_cpu_pct)% |"
+  echo "| (c) POST /auth/login storm | $LOGIN_CONNS | $(fmt_rps "$(field login rps)") | $(fmt_ms "$(field login p50_ms)") | $(fmt_ms "$(field login p99_ms)") | Argon2id m=19456 KiB, t=2, p=1; $LOGIN_CONNS users, correct passwords; $(errors_note login); server CPU $(field login server_cpu_pct)% |"
+  echo "| (d) GET /auth/me during (c) | $CONNS | $(fmt_rps "$(field me_storm rps)") | $(fmt_ms "$(field me_storm p50_ms)") | $(fmt_ms "$(field me_storm p99_ms)") | p99.9 $(fmt_ms "$(field me_storm p999_ms)"), max $(fmt_ms "$(field me_storm max_ms)"); $(errors_note me_storm); server CPU $(field me_storm server_cpu_pct)% |"
+  echo "| (d) the concurrent login storm | $LOGIN_CONNS | $(fmt_rps "$(field storm rps)") | $(fmt_ms "$(field storm p50_ms)") | $(fmt_ms "$(field storm p99_ms)") | over its whole ${STORM_SECS}s; $(errors_note storm) |"
+  echo
+  echo "| start-up and memory | |"
+  echo "|---|---|"
+  echo "| cold start, PostgreSQL (fresh database, empty data dir; spawn → first /healthz 200) | $(cold_summary "${COLD_PG[@]}") |"
+  echo "| cold start, SQLite embedded defaults (empty directory) | $(cold_summary "${COLD_SQLITE[@]}") |"
+  echo "| idle RSS (VmRSS after start, before load) | $(mib "$IDLE_RSS_KIB") |"
+  echo "| peak RSS (VmHWM at the end) | $(mib "$PEAK_RSS_KIB") |"
+  echo "| RSS at the end (VmRSS) | $(mib "$END_RSS_KIB") |"
+  echo "| graceful stop (SIGTERM → exit) | $STOP_MS ms |"
+  echo "| WARN/ERROR log lines during the run | $WARNINGS |"
+  echo
+  echo "Targets:"
+  echo
+  echo "- $T1: /auth/me throughput ≥ 50% of /healthz ($(fmt_rps "$ME_RPS") vs $(fmt_rps "$HZ_RPS") req/s = ${RATIO}%)"
+  echo "- $T2: p99 of /auth/me < 20 ms while $LOGIN_CONNS clients log in as fast as they can ($(fmt_ms "$ME_STORM_P99"))"
+} >"$RESULTS_MD"
+
+jq -n --slurpfile hz "$WORK/healthz.json" --slurpfile me "$WORK/me.json" \
+  --slurpfile login "$WORK/login.json" --slurpfile ms "$WORK/me_storm.json" --slurpfile st "$WORK/storm.json" \
+  --arg rev "$GIT_REV" --arg cpu "$CPU_MODEL" --argjson nproc "$(nproc)" \
+  --argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson conns "$CONNS" \
+  --argjson login_conns "$LOGIN_CONNS" --argjson idle "$IDLE_RSS_KIB" --argjson peak "$PEAK_RSS_KIB" \
+  --argjson cold_pg "[$(IFS=,; echo "${COLD_PG[*]}")]" --argjson cold_sqlite "[$(IFS=,; echo "${COLD_SQLITE[*]}")]" \
+  --arg t1 "$T1" --arg t2 "$T2" \
+  '{date: (now | todate), git_rev: $rev, cpu: $cpu, nproc: $nproc,
+    method: {duration_s: $duration, warmup_s: $warmup, connections: $conns, login_connections: $login_conns,
+             argon2: {m_kib: 19456, t: 2, p: 1}},
+    healthz: $hz[0], auth_me: $me[0], login: $login[0], auth_me_during_storm: $ms[0], storm_during_d: $st[0],
+    cold_start_ms: {postgres: $cold_pg, sqlite: $cold_sqlite},
+    rss_kib: {idle: $idle, peak: $peak},
+    targets: {me_vs_healthz: $t1, me_p99_under_storm: $t2}}' >"$RESULTS_JSON"
+
+echo
+cat "$RESULTS_MD"
+echo
+echo "$T1 /auth/me throughput >= 50% of /healthz"
+echo "$T2 /auth/me p99 < 20 ms during the login storm"
+echo "(written to ${RESULTS_MD#"$ROOT"/})"

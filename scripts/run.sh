@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs IMS on its embedded defaults: SQLite, documents and mail under ./ims-data/, keys generated
+# on first start (owner-only files). Installs the C compiler it needs to build when missing.
+#
+#   ./scripts/run.sh            # serve on http://127.0.0.1:8080
+#   IMS_LISTEN=0.0.0.0:9000 ./scripts/run.sh
+#
+# Any IMS_* variable of the README's configuration table is honoured.
+set -euo pipefail
+
+IMS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "${IMS_ROOT}"
+# shellcheck source=scripts/lib/common.sh
+source "${IMS_ROOT}/scripts/lib/common.sh"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    cargo_bin=${CARGO_HOME:-${HOME}/.cargo}/bin
+    [[ -x ${cargo_bin}/cargo ]] ||
+        ims_die "cargo not found: install the Rust toolchain (rustup, stable) first"
+    export PATH="${cargo_bin}:${PATH}"
+fi
+command -v cc >/dev/null 2>&1 || ims_apt_install gcc libc6-dev
+
+cargo build --release --locked --bin ims
+exec "${IMS_ROOT}/target/release/ims" serve
