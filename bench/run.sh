@@ -284,14 +284,18 @@ log "creating 1 admin + $LOGIN_CONNS managers with 'ims users create'"
 create_user "$ADMIN_EMAIL" "Bench Admin" ADMIN "$ADMIN_PASSWORD"
 BODIES="$WORK/login-bodies.txt"
 : >"$BODIES"
+pending=()
 for ((i = 1; i <= LOGIN_CONNS; i++)); do
   email=$(printf 'storm%02d@bench.example' "$i")
   pw=$(password_for "$i")
-  create_user "$email" "Storm Manager $i" MANAGER "$pw" &
-  (( i % 2 == 0 )) && wait   # two at a time (each creation hashes with Argon2)
+  create_user "$email" "Storm Manager $i" MANAGER "$pw" &   # two at a time (Argon2 per creation)
+  pending+=($!)
   jq -cn --arg e "$email" --arg p "$pw" '{email: $e, password: $p}' >>"$BODIES"
+  if ((${#pending[@]} == 2 || i == LOGIN_CONNS)); then
+    for p in "${pending[@]}"; do wait "$p" || die "creating the storm users failed"; done
+    pending=()
+  fi
 done
-wait
 
 login_token() { # prints a fresh access token for the admin
   local body

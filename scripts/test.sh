@@ -147,7 +147,8 @@ main() {
     ims_banner "summary"
     if ((${#FAILED_STEPS[@]} > 0)); then
         ims_log "FAILED steps (${#FAILED_STEPS[@]}):"
-        printf '[test.sh]   - %s\n' "${FAILED_STEPS[@]}" >&2
+        local step
+        for step in "${FAILED_STEPS[@]}"; do ims_log "  - ${step}"; done
         return 1
     fi
     ims_log "all steps passed"

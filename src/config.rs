@@ -358,7 +358,10 @@ impl Config {
                 self.database_max_connections
             ),
             format!("IMS_PUBLIC_URL={}", self.public_url),
-            format!("IMS_MAIL_TRANSPORT={:?}", self.mail_transport).to_lowercase(),
+            format!(
+                "IMS_MAIL_TRANSPORT={}",
+                format!("{:?}", self.mail_transport).to_lowercase()
+            ),
             format!("IMS_SMTP_URL={}", opt_url(&self.smtp_url)),
             format!("IMS_MAIL_FROM={}", self.mail_from),
             format!("IMS_STORAGE_URL={}", self.storage_url),
@@ -368,10 +371,33 @@ impl Config {
             format!("IMS_SECRETS_ID={}", opt(&self.secrets_id)),
             format!("IMS_OIDC_ISSUER={}", opt_url(&self.oidc_issuer)),
             format!("IMS_OIDC_CLIENT_ID={}", opt(&self.oidc_client_id)),
+            format!("IMS_OIDC_JWKS_URL={}", opt_url(&self.oidc_jwks_url)),
+            format!(
+                "IMS_OIDC_ROLE_MAP={}",
+                if self.oidc_role_map.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.oidc_role_map
+                        .iter()
+                        .map(|(g, r)| format!("{g}={r}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            ),
             format!("IMS_METRICS_ALLOW={}", cidrs(&self.metrics_allow)),
             format!("IMS_TRUSTED_PROXIES={}", cidrs(&self.trusted_proxies)),
-            format!("IMS_CORS_ORIGINS={}", self.cors_origins.join(",")),
-            format!("IMS_LOG_FORMAT={:?}", self.log_format).to_lowercase(),
+            format!(
+                "IMS_CORS_ORIGINS={}",
+                if self.cors_origins.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.cors_origins.join(",")
+                }
+            ),
+            format!(
+                "IMS_LOG_FORMAT={}",
+                format!("{:?}", self.log_format).to_lowercase()
+            ),
             format!(
                 "IMS_REFRESH_IDLE_TIMEOUT={}s",
                 a.refresh_idle_timeout.as_secs()

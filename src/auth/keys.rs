@@ -172,7 +172,8 @@ pub fn generate_pepper() -> anyhow::Result<SecretString> {
     ))
 }
 
-fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
+/// Creates the directory (and parents) and makes it owner-only.
+pub fn ensure_private_dir(dir: &Path) -> anyhow::Result<()> {
     fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {}", dir.display(), e.kind()))?;
     #[cfg(unix)]

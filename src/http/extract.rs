@@ -56,19 +56,81 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// serde's message names the offending field and what was expected, without echoing values;
-/// keep only that part and bound its length.
+/// Rebuilds serde's message from the parts that come from our schema (the field path, the kind
+/// of error, what was expected), so no submitted value is ever echoed, however it is quoted.
 fn body_detail(text: &str) -> String {
-    let core = text.split_once(": ").map(|(_, rest)| rest).unwrap_or(text);
-    let core = core.split(" at line ").next().unwrap_or(core);
-    // serde quotes offending string values; never echo them (they may be passwords).
-    let mut detail = String::new();
-    for (i, part) in core.split('"').enumerate() {
-        detail.push_str(if i % 2 == 1 { "…" } else { part });
+    const KINDS: &[&str] = &[
+        "unknown field",
+        "unknown variant",
+        "missing field",
+        "duplicate field",
+        "invalid type",
+        "invalid value",
+        "invalid length",
+    ];
+    let plain = |s: &str, extra: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c))
+    };
+    // axum: "Failed to deserialize the JSON body into the target type: <path>: <message> at line …"
+    let core = text.split_once(": ").map_or(text, |(_, rest)| rest);
+    let core = core.rsplit_once(" at line ").map_or(core, |(head, _)| head);
+    let (path, message) = match core.split_once(": ") {
+        Some((p, m)) if plain(p, "[].") => (Some(p), m),
+        _ => (None, core),
+    };
+    let mut detail = String::from("The body does not match the expected shape");
+    if let Some(p) = path {
+        detail.push_str(&format!(" at `{p}`"));
     }
-    let mut detail: String = detail.chars().take(200).collect();
-    detail.insert_str(0, "The body does not match the expected shape: ");
+    if let Some(kind) = KINDS.iter().find(|k| message.starts_with(**k)) {
+        detail.push_str(&format!(": {kind}"));
+        // Field names of missing/unknown/duplicate fields are identifiers; keep them if plain.
+        if kind.ends_with("field") {
+            let name = message[kind.len()..]
+                .trim()
+                .trim_start_matches('`')
+                .split('`')
+                .next()
+                .unwrap_or("");
+            if plain(name, "") {
+                detail.push_str(&format!(" `{name}`"));
+            }
+        }
+        // What was expected comes from our types, never from the client.
+        if let Some((_, expected)) = message.rsplit_once(", expected ") {
+            let expected: String = expected.chars().take(160).collect();
+            detail.push_str(&format!(", expected {expected}"));
+        }
+    }
+    detail.push('.');
     detail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body_detail;
+
+    #[test]
+    fn submitted_values_are_never_echoed() {
+        let prefix = "Failed to deserialize the JSON body into the target type: ";
+        for (message, want) in [
+            ("disabled: invalid type: string \"a\\\"Canary\\\"b\", expected a boolean at line 1 column 9",
+             "The body does not match the expected shape at `disabled`: invalid type, expected a boolean."),
+            ("roles[0]: unknown variant `Canary-role`, expected one of `ADMIN`, `MANAGER`, `LINE_LEADER` at line 1 column 9",
+             "The body does not match the expected shape at `roles[0]`: unknown variant, expected one of `ADMIN`, `MANAGER`, `LINE_LEADER`."),
+            ("extra: unknown field `extra`, expected `email` or `password` at line 1 column 9",
+             "The body does not match the expected shape at `extra`: unknown field `extra`, expected `email` or `password`."),
+            ("missing field `password` at line 1 column 9",
+             "The body does not match the expected shape: missing field `password`."),
+        ] {
+            let got = body_detail(&format!("{prefix}{message}"));
+            assert_eq!(got, want);
+            assert!(!got.contains("Canary"));
+        }
+    }
 }
 
 /// A query string; rejections become `400 invalid_query`.
