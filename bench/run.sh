@@ -413,7 +413,7 @@ fi
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_TOTAL=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 PG_VERSION=$(psql_admin -c 'SHOW server_version' 2>/dev/null || echo unknown)
-WRK_VERSION=$(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $1, $2 }')
 cold_summary() { # values...
   local med
   med=$(printf '%s\n' "$@" | median)

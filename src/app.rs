@@ -20,6 +20,10 @@ use crate::auth::throttle::Throttle;
 use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::db::{migrate, Db};
+use crate::mail::notify::Notifier;
+use crate::mail::outbox::Sealer;
+use crate::mail::worker::Sender;
+use crate::mail::Transport;
 use crate::metrics::Metrics;
 use crate::users::cache::UserCache;
 use crate::workers;
@@ -38,6 +42,9 @@ pub struct Services {
     pub public_origin: String,
     pub cookie_secure: bool,
     pub otp_pepper: SecretString,
+    pub notifier: Notifier,
+    pub mail_transport: Arc<dyn Transport>,
+    pub mail_sender: Sender,
 }
 
 #[derive(Clone)]
@@ -103,6 +110,25 @@ impl App {
         )
         .await?;
 
+        let mail_transport = crate::mail::transport(&config)?;
+        let mail_sender = Sender {
+            from: config.mail_from.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "IMS_MAIL_FROM is not a valid mailbox such as 'IMS <no-reply@factory.example>'"
+                )
+            })?,
+            domain: config
+                .public_url
+                .host_str()
+                .unwrap_or("localhost")
+                .to_owned(),
+        };
+        let notifier = Notifier {
+            codes: crate::auth::otp::CodeHasher::new(&otp_pepper),
+            sealer: Sealer::new(&otp_pepper)?,
+            public_url: config.public_url.clone(),
+            wake: tokio::sync::Notify::new(),
+        };
         let public_origin = config.public_url.origin().ascii_serialization();
         let cookie_secure = config.public_url.scheme() == "https"
             || !config
@@ -123,6 +149,9 @@ impl App {
             public_origin,
             cookie_secure,
             otp_pepper,
+            notifier,
+            mail_transport,
+            mail_sender,
             db,
             config,
         }));

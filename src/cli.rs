@@ -180,6 +180,7 @@ async fn create_user(
     let user = accounts::create(
         &db,
         &hasher,
+        None,
         NewAccount {
             email,
             name,

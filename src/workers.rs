@@ -1,5 +1,6 @@
-//! Background workers of `ims serve`: the revocation-feed poller (every second) and housekeeping
-//! (expired sessions, throttle counters and feed rows, every ten minutes). Each stops when the
+//! Background workers of `ims serve`: the revocation-feed poller (every second), the outbox worker
+//! (mail and code requests, see [`crate::mail::worker`]) and housekeeping (expired sessions,
+//! throttle counters, feed rows and delivered mail, every ten minutes). Each stops when the
 //! shutdown signal flips; a failing round is logged and retried on the next tick, so a database
 //! outage pauses them without killing them.
 
@@ -24,20 +25,28 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
             }
         }
     }));
-    let housekeeping = tokio::spawn(every(HOUSEKEEPING_INTERVAL, stop, move || {
-        let state = state.clone();
+    let housekeeping_state = state.clone();
+    let housekeeping = tokio::spawn(every(HOUSEKEEPING_INTERVAL, stop.clone(), move || {
+        let state = housekeeping_state.clone();
         async move {
             let results = [
                 sessions::prune(&state.db).await,
                 state.throttle.prune(&state.db).await,
                 state.revocations.prune(&state.db).await,
+                crate::mail::outbox::prune(&state.db).await,
             ];
             for e in results.into_iter().filter_map(Result::err) {
                 tracing::warn!(error = %crate::db::describe(&e), "housekeeping failed");
             }
         }
     }));
-    vec![poller, housekeeping]
+    let mail = tokio::spawn(crate::mail::worker::run(
+        state.clone(),
+        state.mail_transport.clone(),
+        state.mail_sender.clone(),
+        stop.clone(),
+    ));
+    vec![poller, housekeeping, mail]
 }
 
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut round: F)

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod keys;
+pub mod otp;
 pub mod password;
 pub mod password_policy;
 pub mod revocation;

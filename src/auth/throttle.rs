@@ -157,3 +157,30 @@ async fn bump(
     .await?;
     Ok(failures)
 }
+
+impl Throttle {
+    /// Counts an event under `key` in a sliding window of `window_secs` (restarting when the window
+    /// is over); returns the count including this one. Used for code-sending limits.
+    pub async fn count_event(
+        &self,
+        conn: &mut AnyConnection,
+        key: &str,
+        window_secs: i64,
+    ) -> Result<i64, sqlx::Error> {
+        let now = crate::clock::now();
+        bump(conn, key, now, now - window_secs).await
+    }
+
+    /// The current count under `key` within the window, without adding to it.
+    pub async fn peek(&self, db: &Db, key: &str, window_secs: i64) -> Result<i64, sqlx::Error> {
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT failures, window_start FROM login_throttle WHERE key = $1")
+                .bind(key)
+                .fetch_optional(db.pool())
+                .await?;
+        Ok(match row {
+            Some((n, start)) if start >= crate::clock::now() - window_secs => n,
+            _ => 0,
+        })
+    }
+}

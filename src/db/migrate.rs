@@ -15,12 +15,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts, sessions, throttling, audit",
-    sqlite: include_str!("../../migrations/sqlite/0001_accounts.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_accounts.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts, sessions, throttling, audit",
+        sqlite: include_str!("../../migrations/sqlite/0001_accounts.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_accounts.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "one-time codes, reset tokens, outbox",
+        sqlite: include_str!("../../migrations/sqlite/0002_codes_and_outbox.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_codes_and_outbox.sql"),
+    },
+];
 
 /// An arbitrary constant naming IMS's migration lock in `pg_advisory_lock`.
 const PG_LOCK_KEY: i64 = 0x1a5_0001;

@@ -13,7 +13,7 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::extract::Identity;
-use super::{admin_routes, auth_routes, ops_routes};
+use super::{admin_routes, auth_routes, mail_routes, ops_routes, recovery_routes};
 use crate::app::AppState;
 use crate::auth::roles::Role;
 
@@ -54,7 +54,9 @@ pub fn route(
 pub fn table() -> Vec<Route> {
     let mut routes = ops_routes::routes();
     routes.extend(auth_routes::routes());
+    routes.extend(recovery_routes::routes());
     routes.extend(admin_routes::routes());
+    routes.extend(mail_routes::routes());
     routes
 }
 

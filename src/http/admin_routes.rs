@@ -159,6 +159,7 @@ pub async fn create_user(
     let user = accounts::create(
         &state.db,
         &state.hasher,
+        Some(&state.notifier),
         NewAccount {
             email: body.email,
             name: body.name,

@@ -138,7 +138,17 @@ pub async fn login(
                     event = event.subject(id);
                 }
                 audit::record(&mut *tx, event).await?;
-                // Hook: the mail outbox (next issue) tells the account owner here.
+                // The owner of an existing, active account is told.
+                if let Some(owner) = other.as_ref().filter(|u| !u.disabled) {
+                    state
+                        .notifier
+                        .send_account_locked(
+                            &mut tx,
+                            owner,
+                            state.config.auth.login_lock_duration.as_secs().div_ceil(60),
+                        )
+                        .await?;
+                }
             }
             tx.commit().await?;
             state.metrics.login(if failure.locked_now {

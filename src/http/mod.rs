@@ -6,9 +6,11 @@ pub mod admin_routes;
 pub mod auth_routes;
 pub mod error;
 pub mod extract;
+pub mod mail_routes;
 pub mod middleware;
 pub mod openapi;
 pub mod ops_routes;
+pub mod recovery_routes;
 
 use std::time::Duration;
 

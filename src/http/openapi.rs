@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_routes, auth_routes, error, ops_routes};
+use super::{admin_routes, auth_routes, error, mail_routes, ops_routes, recovery_routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,10 @@ use super::{admin_routes, auth_routes, error, ops_routes};
         admin_routes::list_users, admin_routes::create_user, admin_routes::get_user,
         admin_routes::update_user, admin_routes::revoke_sessions, admin_routes::unlock,
         admin_routes::list_audit,
+        recovery_routes::forgot_password, recovery_routes::send_verification,
+        recovery_routes::verify_otp, recovery_routes::reset_password,
+        recovery_routes::change_password,
+        mail_routes::list_failed, mail_routes::retry,
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{by_email, by_id, email, User};
 use crate::auth::audit::{self, kind, Event};
+use crate::auth::otp::Purpose;
 use crate::auth::password::Hasher;
 use crate::auth::password_policy::{self, WeakPassword};
 use crate::auth::revocation::{self, Revocations};
@@ -16,6 +17,8 @@ use crate::auth::roles::{self, Role};
 use crate::auth::sessions;
 use crate::auth::throttle::Throttle;
 use crate::db::{self, Db};
+use crate::mail::notify::Notifier;
+use crate::mail::templates::CodeReason;
 
 pub const MAX_NAME_CHARS: usize = 100;
 
@@ -88,9 +91,12 @@ pub async fn check_password_off_runtime(
         .map_err(|e| AccountError::Other(e.into()))?
 }
 
+/// Creates an account. With a notifier (the admin API), the new user is emailed a code: to verify
+/// the address when a password was set, or to set a password when none was.
 pub async fn create(
     db: &Db,
     hasher: &Hasher,
+    notifier: Option<&Notifier>,
     new: NewAccount,
     actor: Actor<'_>,
 ) -> Result<User, AccountError> {
@@ -139,8 +145,22 @@ pub async fn create(
         event = event.actor(a);
     }
     audit::record(&mut *tx, event).await?;
+    let user = by_id(&mut *tx, &id).await?.ok_or(AccountError::NotFound)?;
+    if let Some(notifier) = notifier {
+        let purpose = if hash.is_some() {
+            Purpose::EmailVerification
+        } else {
+            Purpose::PasswordReset
+        };
+        notifier
+            .send_code(&mut tx, &user, purpose, CodeReason::NewAccount, actor.ip)
+            .await?;
+    }
     tx.commit().await?;
-    by_id(db.pool(), &id).await?.ok_or(AccountError::NotFound)
+    if let Some(notifier) = notifier {
+        notifier.wake.notify_one();
+    }
+    Ok(user)
 }
 
 #[derive(Debug, Default)]

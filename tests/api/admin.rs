@@ -326,7 +326,10 @@ async fn concurrent_demotions_cannot_remove_every_admin() {
     statuses.sort();
     // One wins; the other is refused as the last admin (409), or — when the winner's commit lands
     // first — its own token has already been revoked by its demotion (401).
-    assert!(statuses == [200, 409] || statuses == [200, 401], "{statuses:?}");
+    assert!(
+        statuses == [200, 409] || statuses == [200, 401],
+        "{statuses:?}"
+    );
     let admins = ims::users::active_admins(app.state.db.pool())
         .await
         .unwrap();

@@ -194,6 +194,7 @@ impl TestApp {
         let user = accounts::create(
             &self.state.db,
             &self.state.hasher,
+            None,
             NewAccount {
                 email: email.into(),
                 name: name.into(),
