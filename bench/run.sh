@@ -16,6 +16,9 @@
 #   BENCH_MIXED_DELAY        seconds the storm runs before /auth/me is measured in (d) (default 3)
 #   BENCH_MIXED_DURATION     measured seconds of /auth/me during the storm (default 15)
 #   BENCH_COLD_RUNS          cold starts per backend (default 3)
+#   BENCH_QUIET_MAX          before each scenario, wait until processes outside the benchmark use
+#                            at most this % of one core (default 25) ...
+#   BENCH_QUIET_TIMEOUT      ... but no longer than this many seconds (default 120; 0 = never wait)
 #   BENCH_SKIP_BUILD=1       use the existing release binary
 #   IMS_BIN                  binary to benchmark (default $CARGO_TARGET_DIR/release/ims)
 #   BENCH_SERVER_ENV         extra "VAR=value ..." for the server (e.g. IMS_DATABASE_MAX_CONNECTIONS=20)
@@ -34,6 +37,8 @@ LOGIN_CONNS="${BENCH_LOGIN_CONNECTIONS:-16}"
 MIXED_DELAY="${BENCH_MIXED_DELAY:-3}"
 MIXED_DURATION="${BENCH_MIXED_DURATION:-15}"
 COLD_RUNS="${BENCH_COLD_RUNS:-3}"
+QUIET_MAX="${BENCH_QUIET_MAX:-25}"
+QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-120}"
 RESULTS_MD="${BENCH_RESULTS:-$BENCH_DIR/results/latest.md}"
 RESULTS_JSON="${RESULTS_MD%.md}.json"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -41,7 +46,7 @@ IMS_BIN="${IMS_BIN:-$TARGET_DIR/release/ims}"
 READY_TIMEOUT=60     # seconds a server may take to answer /readyz
 STOP_TIMEOUT=15      # seconds a server may take to stop after SIGTERM
 
-for v in DURATION WARMUP CONNS THREADS LOGIN_CONNS MIXED_DELAY MIXED_DURATION COLD_RUNS; do
+for v in DURATION WARMUP CONNS THREADS LOGIN_CONNS MIXED_DELAY MIXED_DURATION COLD_RUNS QUIET_MAX QUIET_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "error: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
 ((DURATION > 0 && CONNS > 0 && THREADS > 0 && LOGIN_CONNS > 0 && MIXED_DURATION > 0)) ||
@@ -198,15 +203,64 @@ forget_server() {
   SERVER_PIDS=("${kept[@]}")
 }
 
+forget_bg() {
+  local kept=() p
+  for p in "${BG_PIDS[@]}"; do [[ "$p" == "$1" ]] || kept+=("$p"); done
+  BG_PIDS=("${kept[@]}")
+}
+
 vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-cpu_ticks() { # utime + stime of a process, in clock ticks
-  local stat
-  stat=$(<"/proc/$1/stat")
-  stat="${stat##*) }"
-  awk '{ print $12 + $13 }' <<<"$stat"
+# CPU accounting, in clock ticks: "machine_busy ims postgres wrk" (ims = the benchmarked server's
+# pid; postgres and wrk = every process of that name). Whatever is left of machine_busy is "other":
+# processes that are not part of the benchmark (builds, tests of other sessions...).
+cpu_snapshot() {
+  local busy
+  busy=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
+  # cat, not awk, opens the files: processes come and go while we read.
+  cat /proc/[0-9]*/stat 2>/dev/null | awk -v busy="$busy" -v ims="${PID:-0}" '
+    {
+      comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\)[^)]*$/, "", comm)
+      rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
+      t = f[12] + f[13]
+      if ($1 == ims) i += t; else if (comm == "postgres") p += t; else if (comm == "wrk") w += t
+    }
+    END { printf "%d %d %d %d\n", busy, i, p, w }'
 }
 CLK_TCK=$(getconf CLK_TCK)
+
+cpu_json() { # "snapshot0" "snapshot1" seconds -> {"cpu_ims_pct":…,…} (100 = one core)
+  awk -v a="$1" -v b="$2" -v s="$3" -v hz="$CLK_TCK" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    f = 100 / hz / s
+    busy = (y[1] - x[1]) * f; i = (y[2] - x[2]) * f; p = (y[3] - x[3]) * f; w = (y[4] - x[4]) * f
+    o = busy - i - p - w; if (o < 0) o = 0
+    printf "{\"cpu_busy_pct\":%.0f,\"cpu_ims_pct\":%.0f,\"cpu_postgres_pct\":%.0f,\"cpu_wrk_pct\":%.0f,\"cpu_other_pct\":%.0f}", busy, i, p, w, o
+  }'
+}
+
+# Waits (at most QUIET_TIMEOUT seconds) until processes outside the benchmark use less than
+# QUIET_MAX percent of one core, so a build or test run of someone else does not skew a scenario.
+wait_quiet() {
+  ((QUIET_TIMEOUT > 0)) || return 0
+  local start s0 s1 other waited=0
+  start=$(now_ms)
+  while :; do
+    s0=$(cpu_snapshot); sleep 1; s1=$(cpu_snapshot)
+    other=$(cpu_json "$s0" "$s1" 1 | jq -r '.cpu_busy_pct - .cpu_ims_pct')
+    if ((other <= QUIET_MAX)); then
+      ((waited == 0)) || log "machine quiet again after $(( ($(now_ms) - start) / 1000 ))s"
+      return 0
+    fi
+    if (($(now_ms) - start > QUIET_TIMEOUT * 1000)); then
+      log "warning: other processes still use ${other}% CPU after ${QUIET_TIMEOUT}s; measuring anyway"
+      return 0
+    fi
+    ((waited == 1)) || log "other processes use ${other}% CPU; waiting up to ${QUIET_TIMEOUT}s for a quiet machine"
+    waited=1
+    sleep 2
+  done
+}
 
 median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print a[(NR + 1) / 2]; else print int((a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 
@@ -321,21 +375,27 @@ export BENCH_WRK_DIR="$BENCH_DIR/wrk"
 export BENCH_LOGIN_BODIES="$BODIES"
 WRK_TIMEOUT=10s
 
-# run_wrk name seconds connections script path [token]: measured run; leaves $WORK/name.out
+# run_wrk name seconds connections script path [token]: measured run; leaves $WORK/name.{out,json}.
+# CPU use is sampled from 1 s after the start to 1 s before the end, while every process is alive.
 run_wrk() {
   local name="$1" secs="$2" conns="$3" script="$4" path="$5" token="${6:-}"
-  local t0 t1
-  t0=$(cpu_ticks "$PID")
+  local wpid s0 s1 cpu='{}'
   BENCH_TOKEN="$token" timeout --kill-after=5 $((secs + 30)) \
     wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
-    -s "$BENCH_WRK_DIR/$script" "$BASE$path" >"$WORK/$name.out" 2>&1 ||
-    { cat "$WORK/$name.out" >&2; die "wrk ($name) failed"; }
-  t1=$(cpu_ticks "$PID")
+    -s "$BENCH_WRK_DIR/$script" "$BASE$path" >"$WORK/$name.out" 2>&1 &
+  wpid=$!
+  BG_PIDS+=("$wpid")
+  if ((secs >= 4)); then
+    sleep 1; s0=$(cpu_snapshot)
+    sleep $((secs - 2)); s1=$(cpu_snapshot)
+    cpu=$(cpu_json "$s0" "$s1" $((secs - 2)))
+  fi
+  wait "$wpid" || { cat "$WORK/$name.out" >&2; die "wrk ($name) failed"; }
+  forget_bg "$wpid"
   grep -q '^BENCH_JSON ' "$WORK/$name.out" || { cat "$WORK/$name.out" >&2; die "no results from wrk ($name)"; }
   grep '^BENCH_JSON ' "$WORK/$name.out" | tail -1 | cut -d' ' -f2- |
-    jq -c --argjson cpu "$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v s="$secs" 'BEGIN { printf "%.0f", 100 * d / hz / s }')" \
-      '. + {server_cpu_pct: $cpu}' >"$WORK/$name.json"
-  log "$name: $(jq -r '"\(.rps|floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.err_status), server CPU \(.server_cpu_pct)%"' "$WORK/$name.json")"
+    jq -c --argjson cpu "$cpu" '. + $cpu' >"$WORK/$name.json"
+  log "$name: $(jq -r '"\(.rps|floor) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.err_status); CPU % of one core: ims \(.cpu_ims_pct // "?"), postgres \(.cpu_postgres_pct // "?"), wrk \(.cpu_wrk_pct // "?"), other \(.cpu_other_pct // "?")"' "$WORK/$name.json")"
 }
 
 warm() { # seconds connections script path [token]
@@ -346,19 +406,23 @@ warm() { # seconds connections script path [token]
 }
 
 log "(a) GET /healthz: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+wait_quiet
 warm "$WARMUP" "$CONNS" get.lua /healthz
 run_wrk healthz "$DURATION" "$CONNS" get.lua /healthz
 
 log "(b) GET /auth/me: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+wait_quiet
 TOKEN=$(login_token)
 warm "$WARMUP" "$CONNS" get.lua /auth/me "$TOKEN"
 run_wrk me "$DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
 
 log "(c) POST /auth/login storm: ${WARMUP}s warm-up + ${DURATION}s, $LOGIN_CONNS connections"
+wait_quiet
 warm "$WARMUP" "$LOGIN_CONNS" login.lua /auth/login
 run_wrk login "$DURATION" "$LOGIN_CONNS" login.lua /auth/login
 
 log "(d) GET /auth/me for ${MIXED_DURATION}s while the login storm runs (started ${MIXED_DELAY}s before)"
+wait_quiet
 TOKEN=$(login_token)
 STORM_SECS=$((MIXED_DELAY + MIXED_DURATION + 2))
 timeout --kill-after=5 $((STORM_SECS + 30)) \
@@ -369,7 +433,7 @@ BG_PIDS+=("$STORM_PID")
 sleep "$MIXED_DELAY"
 run_wrk me_storm "$MIXED_DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
 wait "$STORM_PID" || { cat "$WORK/storm.out" >&2; die "background login storm failed"; }
-BG_PIDS=()
+forget_bg "$STORM_PID"
 grep '^BENCH_JSON ' "$WORK/storm.out" | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
 [[ -s "$WORK/storm.json" ]] || { cat "$WORK/storm.out" >&2; die "no results from the background storm"; }
 log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
@@ -391,6 +455,9 @@ field() { jq -r ".$2" "$WORK/$1.json"; }
 fmt_rps() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 10 ? "%.2f ms" : "%.1f ms"), x }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
+cpu_note() { # name
+  jq -r 'if .cpu_ims_pct then "\(.cpu_ims_pct) / \(.cpu_postgres_pct) / \(.cpu_wrk_pct) / \(.cpu_other_pct)" else "n/a (run too short)" end' "$WORK/$1.json"
+}
 errors_note() { # name
   jq -r '[(if .err_status > 0 then "\(.err_status) non-2xx" else empty end),
           (if (.err_connect + .err_read + .err_write) > 0 then "\(.err_connect + .err_read + .err_write) socket errors" else empty end),
@@ -435,15 +502,15 @@ mkdir -p "$(dirname "$RESULTS_MD")"
   echo "| PostgreSQL | $PG_VERSION (127.0.0.1, same machine) |"
   echo "| load generator | $WRK_VERSION, $THREADS threads, same machine (wrk, PostgreSQL and ims share the $(nproc) cores; no CPU pinning) |"
   echo
-  echo "Method: each scenario ${WARMUP}s warm-up then ${DURATION}s measured; (d) measures /auth/me for ${MIXED_DURATION}s starting ${MIXED_DELAY}s after a ${LOGIN_CONNS}-connection login storm began. Latencies are wrk's (HdrHistogram, from request write to response). Server CPU = ims process CPU time / wall time (100% = one core)."
+  echo "Method: each scenario ${WARMUP}s warm-up then ${DURATION}s measured; (d) measures /auth/me for ${MIXED_DURATION}s starting ${MIXED_DELAY}s after a ${LOGIN_CONNS}-connection login storm began. Latencies are wrk's (HdrHistogram, from request write to response). CPU = CPU time / wall time over the measured run minus its first and last second, in % of one core ($(nproc)00 = the whole machine); \"other\" is everything outside the benchmark (before each scenario the script waits up to ${QUIET_TIMEOUT}s for it to drop below ${QUIET_MAX}%)."
   echo
-  echo "| scenario | connections | req/s | p50 | p99 | notes |"
-  echo "|---|---:|---:|---:|---:|---|"
-  echo "| (a) GET /healthz | $CONNS | $(fmt_rps "$HZ_RPS") | $(fmt_ms "$(field healthz p50_ms)") | $(fmt_ms "$(field healthz p99_ms)") | $(errors_note healthz); server CPU $(field healthz server_cpu_pct)% |"
-  echo "| (b) GET /auth/me (Bearer) | $CONNS | $(fmt_rps "$ME_RPS") | $(fmt_ms "$(field me p50_ms)") | $(fmt_ms "$(field me p99_ms)") | ${RATIO}% of /healthz; $(errors_note me); server CPU $(field me server_cpu_pct)% |"
-  echo "| (c) POST /auth/login storm | $LOGIN_CONNS | $(fmt_rps "$(field login rps)") | $(fmt_ms "$(field login p50_ms)") | $(fmt_ms "$(field login p99_ms)") | Argon2id m=19456 KiB, t=2, p=1; $LOGIN_CONNS users, correct passwords; $(errors_note login); server CPU $(field login server_cpu_pct)% |"
-  echo "| (d) GET /auth/me during (c) | $CONNS | $(fmt_rps "$(field me_storm rps)") | $(fmt_ms "$(field me_storm p50_ms)") | $(fmt_ms "$(field me_storm p99_ms)") | p99.9 $(fmt_ms "$(field me_storm p999_ms)"), max $(fmt_ms "$(field me_storm max_ms)"); $(errors_note me_storm); server CPU $(field me_storm server_cpu_pct)% |"
-  echo "| (d) the concurrent login storm | $LOGIN_CONNS | $(fmt_rps "$(field storm rps)") | $(fmt_ms "$(field storm p50_ms)") | $(fmt_ms "$(field storm p99_ms)") | over its whole ${STORM_SECS}s; $(errors_note storm) |"
+  echo "| scenario | connections | req/s | p50 | p99 | notes | CPU % of one core: ims / postgres / wrk / other |"
+  echo "|---|---:|---:|---:|---:|---|---|"
+  echo "| (a) GET /healthz | $CONNS | $(fmt_rps "$HZ_RPS") | $(fmt_ms "$(field healthz p50_ms)") | $(fmt_ms "$(field healthz p99_ms)") | $(errors_note healthz) | $(cpu_note healthz) |"
+  echo "| (b) GET /auth/me (Bearer) | $CONNS | $(fmt_rps "$ME_RPS") | $(fmt_ms "$(field me p50_ms)") | $(fmt_ms "$(field me p99_ms)") | ${RATIO}% of /healthz; $(errors_note me) | $(cpu_note me) |"
+  echo "| (c) POST /auth/login storm | $LOGIN_CONNS | $(fmt_rps "$(field login rps)") | $(fmt_ms "$(field login p50_ms)") | $(fmt_ms "$(field login p99_ms)") | Argon2id m=19456 KiB, t=2, p=1; $LOGIN_CONNS users, correct passwords; $(errors_note login) | $(cpu_note login) |"
+  echo "| (d) GET /auth/me during (c) | $CONNS | $(fmt_rps "$(field me_storm rps)") | $(fmt_ms "$(field me_storm p50_ms)") | $(fmt_ms "$(field me_storm p99_ms)") | p99.9 $(fmt_ms "$(field me_storm p999_ms)"), max $(fmt_ms "$(field me_storm max_ms)"); $(errors_note me_storm) | $(cpu_note me_storm) |"
+  echo "| (d) the concurrent login storm | $LOGIN_CONNS | $(fmt_rps "$(field storm rps)") | $(fmt_ms "$(field storm p50_ms)") | $(fmt_ms "$(field storm p99_ms)") | over its whole ${STORM_SECS}s; $(errors_note storm) | (in the row above) |"
   echo
   echo "| start-up and memory | |"
   echo "|---|---|"

@@ -155,7 +155,7 @@ pub async fn fulfil_code_request(
         return Ok(false);
     }
     let sent = throttle
-        .count_event(&mut **tx, &format!("code-email:{}", user.id), 3600)
+        .count_event(tx, &format!("code-email:{}", user.id), 3600)
         .await?;
     if sent > CODES_PER_ADDRESS_PER_HOUR {
         tracing::info!(user_id = %user.id, "code request over the hourly limit; not sent");

@@ -219,20 +219,22 @@ pub struct FailedMail {
     pub failed_at: Option<String>,
 }
 
+type FailedRow = (
+    String,
+    String,
+    String,
+    i64,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+
 pub async fn failed(
     db: &Db,
     after: Option<&str>,
     limit: i64,
 ) -> Result<Vec<FailedMail>, sqlx::Error> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        i64,
-        Option<String>,
-        i64,
-        Option<i64>,
-    )> = sqlx::query_as(
+    let rows: Vec<FailedRow> = sqlx::query_as(
         "SELECT id, template, recipient, attempts, last_error, created_at, done_at FROM outbox
          WHERE status = 'failed' AND kind = 'mail' AND id > $1 ORDER BY id LIMIT $2",
     )
