@@ -8,3 +8,4 @@ mod auth;
 mod cli;
 mod edge;
 mod helpers;
+mod recovery;
