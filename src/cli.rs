@@ -206,8 +206,14 @@ fn check_config(config: Config) -> anyhow::Result<()> {
             anyhow::bail!("secret OTP_PEPPER is shorter than 16 characters");
         }
     }
-    if config.mail_from.parse::<lettre::message::Mailbox>().is_err() {
-        anyhow::bail!("IMS_MAIL_FROM: not a valid mailbox such as 'IMS <no-reply@factory.example>'");
+    if config
+        .mail_from
+        .parse::<lettre::message::Mailbox>()
+        .is_err()
+    {
+        anyhow::bail!(
+            "IMS_MAIL_FROM: not a valid mailbox such as 'IMS <no-reply@factory.example>'"
+        );
     }
     if config.mail_transport == crate::config::MailTransport::Ses {
         anyhow::bail!("IMS_MAIL_TRANSPORT=ses needs the AWS adapter, which is not in this build");
