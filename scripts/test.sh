@@ -106,6 +106,28 @@ run_nextest() {
         cargo nextest run --all-targets --no-fail-fast "${LOCKED[@]}" "$@"
 }
 
+# The SMTP server the mail tests start as a child process (python3 -m aiosmtpd):
+# pip first (it serves the python3 on PATH, e.g. a pyenv one), then Debian's
+# python3-aiosmtpd (pip may be missing, or refuse a system Python under PEP 668).
+# apt runs in a subshell: its ims_die must fail this step, not end the script.
+ensure_aiosmtpd() {
+    if python3 -c 'import aiosmtpd' >/dev/null 2>&1; then return 0; fi
+    if ! command -v python3 >/dev/null 2>&1; then
+        (ims_apt_install python3 python3-aiosmtpd) || true
+    else
+        ims_log "aiosmtpd missing: python3 -m pip install aiosmtpd"
+        python3 -m pip install --quiet aiosmtpd ||
+            ims_warn "pip could not install aiosmtpd; trying Debian's package"
+        if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+            (ims_apt_install python3-aiosmtpd) || true
+        fi
+    fi
+    python3 -c 'import aiosmtpd' >/dev/null 2>&1 || {
+        ims_warn "aiosmtpd is still not importable by python3: the mail tests will fail"
+        return 1
+    }
+}
+
 # --- 5. extension points (not implemented yet) --------------------------------
 
 # Browser tests for web/ go here: install Debian's chromium + chromium-driver
@@ -137,6 +159,8 @@ main() {
 
     ims_banner "PostgreSQL"
     ims_pg_setup
+
+    run_step "aiosmtpd (SMTP server for the mail tests)" ensure_aiosmtpd
 
     run_nextest sqlite "$@"
     run_nextest postgres "$@"

@@ -45,6 +45,7 @@ const KNOWN_VARS: &[&str] = &[
     "IMS_LOGIN_LOCK_DURATION",
     "IMS_LOGIN_IP_MAX_FAILURES",
     "IMS_LOGIN_IP_WINDOW",
+    "IMS_CODE_REQUESTS_PER_CLIENT",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +88,9 @@ pub struct AuthSettings {
     pub login_lock_duration: Duration,
     pub ip_max_failures: u32,
     pub ip_window: Duration,
+    /// Code requests (forgot-password, send-verification) one client may make per hour; more are
+    /// dropped silently.
+    pub code_requests_per_client: u32,
 }
 
 impl Default for AuthSettings {
@@ -99,6 +103,7 @@ impl Default for AuthSettings {
             login_lock_duration: Duration::from_secs(15 * 60),
             ip_max_failures: 100,
             ip_window: Duration::from_secs(15 * 60),
+            code_requests_per_client: 30,
         }
     }
 }
@@ -413,6 +418,10 @@ impl Config {
             ),
             format!("IMS_LOGIN_IP_MAX_FAILURES={}", a.ip_max_failures),
             format!("IMS_LOGIN_IP_WINDOW={}s", a.ip_window.as_secs()),
+            format!(
+                "IMS_CODE_REQUESTS_PER_CLIENT={}",
+                a.code_requests_per_client
+            ),
         ];
         let s = &self.secrets;
         lines.push(secret("JWT_SIGNING_KEYS", &s.jwt_signing_keys));
@@ -612,6 +621,11 @@ fn auth_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<AuthSetti
             d.ip_max_failures,
         )?,
         ip_window: dur("IMS_LOGIN_IP_WINDOW", d.ip_window)?,
+        code_requests_per_client: parse_num(
+            "IMS_CODE_REQUESTS_PER_CLIENT",
+            get("IMS_CODE_REQUESTS_PER_CLIENT"),
+            d.code_requests_per_client,
+        )?,
     };
     if settings.login_max_failures == 0 || settings.ip_max_failures == 0 {
         return Err(invalid(

@@ -21,8 +21,6 @@ use crate::auth::{revocation, sessions};
 use crate::mail::notify;
 use crate::users::{self, accounts, email};
 
-/// Code requests one client address may make per hour before further ones are silently dropped.
-pub const CODE_REQUESTS_PER_CLIENT_PER_HOUR: i64 = 30;
 /// Wrong codes one client address may send per hour before `verify-otp` answers 429.
 pub const OTP_FAILURES_PER_CLIENT_PER_HOUR: i64 = 50;
 
@@ -114,7 +112,7 @@ async fn request_code(
         .throttle
         .count_event(&mut tx, &format!("code-ip:{ip}"), 3600)
         .await?;
-    if requests <= CODE_REQUESTS_PER_CLIENT_PER_HOUR {
+    if requests <= i64::from(state.config.auth.code_requests_per_client) {
         notify::request_code(&mut *tx, &email, purpose, &ip).await?;
     } else {
         tracing::info!(ip, "code requests over the per-client limit; dropped");

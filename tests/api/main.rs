@@ -8,4 +8,5 @@ mod auth;
 mod cli;
 mod edge;
 mod helpers;
+mod mail;
 mod recovery;
