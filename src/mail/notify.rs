@@ -56,6 +56,8 @@ impl Notifier {
         let code = otp::issue(tx, &self.codes, &user.id, purpose).await?;
         let rendered = templates::code(purpose, reason, code.expose(), &self.public_url);
         let template = rendered.template;
+        // The previous code is dead: so is its mail, if it has not gone out yet.
+        outbox::drop_pending(tx, &user.email, template).await?;
         self.queue(tx, &user.email, rendered).await?;
         audit::record(
             &mut **tx,

@@ -133,18 +133,25 @@ pub struct Claimed {
 /// Claims the next due row, if any, under a lease.
 pub async fn claim(db: &Db) -> Result<Option<Claimed>, sqlx::Error> {
     let now = crate::clock::now();
-    let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(
+    // On PostgreSQL, SKIP LOCKED lets concurrent workers pass over a row another is claiming
+    // instead of queueing behind it; SQLite serialises writers anyway.
+    let lock = match db.backend() {
+        crate::db::Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        crate::db::Backend::Sqlite => "",
+    };
+    let sql = format!(
         "UPDATE outbox SET lease_until = $2, attempts = attempts + 1
          WHERE id = (SELECT id FROM outbox
                      WHERE status = 'pending' AND next_attempt_at <= $1 AND lease_until < $1
-                     ORDER BY next_attempt_at, id LIMIT 1)
+                     ORDER BY next_attempt_at, id LIMIT 1{lock})
            AND status = 'pending' AND lease_until < $1
-         RETURNING id, kind, template, recipient, payload, attempts",
-    )
-    .bind(now)
-    .bind(now + LEASE_SECS)
-    .fetch_optional(db.pool())
-    .await?;
+         RETURNING id, kind, template, recipient, payload, attempts"
+    );
+    let row: Option<(String, String, String, String, String, i64)> = sqlx::query_as(&sql)
+        .bind(now)
+        .bind(now + LEASE_SECS)
+        .fetch_optional(db.pool())
+        .await?;
     Ok(row.map(
         |(id, kind, template, recipient, payload, attempts)| Claimed {
             id,
@@ -282,6 +289,24 @@ pub async fn prune(db: &Db) -> Result<(), sqlx::Error> {
         .execute(db.pool())
         .await
         .map(|_| ())
+}
+
+/// Drops a queued, not yet claimed mail of this template to this address: a newer code replaces it.
+pub async fn drop_pending(
+    tx: &mut Transaction<'static, Any>,
+    recipient: &str,
+    template: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE kind = 'mail' AND status = 'pending' AND recipient = $1
+           AND template = $2 AND lease_until < $3",
+    )
+    .bind(recipient)
+    .bind(template)
+    .bind(crate::clock::now())
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 #[cfg(test)]

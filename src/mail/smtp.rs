@@ -1,7 +1,8 @@
 //! The `smtp` transport (lettre). `IMS_SMTP_URL` chooses the security: `smtp://host:port` is plain
 //! (for loopback test servers), `smtp://host:587?tls=starttls` requires STARTTLS, `smtps://host:465`
 //! is implicit TLS. A user name in the URL plus the `SMTP_PASSWORD` secret turn on authentication.
-//! 5xx answers (a rejected recipient) are permanent failures; everything else is retried.
+//! A refused mailbox (550–553) is a permanent failure; everything else — including a failed login,
+//! which an operator can fix — is retried.
 
 use std::time::Duration;
 
@@ -68,18 +69,25 @@ impl Transport for SmtpTransport {
         Box::pin(async move {
             match self.inner.send(message.clone()).await {
                 Ok(_) => Ok(()),
-                Err(e) if e.is_permanent() => Err(SendError::permanent(format!(
-                    "the SMTP server refused the message ({})",
-                    e.status().map(|c| c.to_string()).unwrap_or_default()
-                ))),
-                Err(e) => Err(SendError::transient(if e.is_timeout() {
-                    "the SMTP server timed out".to_owned()
-                } else if let Some(code) = e.status() {
-                    format!("the SMTP server answered {code}")
-                } else {
-                    "cannot reach the SMTP server".to_owned()
-                })),
+                Err(e) => Err(classify(&e)),
             }
         })
+    }
+}
+
+/// Permanent only when the server refused the mailbox or the message itself.
+fn classify(e: &lettre::transport::smtp::Error) -> SendError {
+    let code = e.status().map(|c| c.to_string());
+    match code.as_deref() {
+        Some(c @ ("550" | "551" | "552" | "553")) => {
+            SendError::permanent(format!("the SMTP server refused the message ({c})"))
+        }
+        Some(c @ ("530" | "534" | "535" | "538")) => {
+            tracing::error!(code = c, "SMTP authentication failed; check SMTP_PASSWORD");
+            SendError::transient("the SMTP server refused our login")
+        }
+        Some(c) => SendError::transient(format!("the SMTP server answered {c}")),
+        None if e.is_timeout() => SendError::transient("the SMTP server timed out"),
+        None => SendError::transient("cannot reach the SMTP server"),
     }
 }

@@ -65,6 +65,8 @@ pub async fn run(
         } else if !claimed_any || running.len() >= CONCURRENCY {
             tokio::select! {
                 _ = running.join_next() => {},
+                _ = state.notifier.wake.notified(), if running.len() < CONCURRENCY => {},
+                _ = tokio::time::sleep(IDLE_POLL), if running.len() < CONCURRENCY => {},
                 _ = stop.changed() => {},
             }
         }
