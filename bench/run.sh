@@ -119,6 +119,11 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   (cd "$ROOT" && cargo build --release --bin ims)
 fi
 [[ -x "$IMS_BIN" ]] || die "no ims binary at $IMS_BIN"
+# The revision the binary was built from (others may commit while the benchmark runs).
+GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ "$GIT_REV" != unknown ]] && [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]]; then
+  GIT_REV="$GIT_REV (+ uncommitted changes in src/)"
+fi
 
 # --------------------------------------------------------------------------------------------
 # Helpers
@@ -217,8 +222,8 @@ vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 cpu_snapshot() {
   local busy
   busy=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  # cat, not awk, opens the files: processes come and go while we read.
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v busy="$busy" -v ims="${PID:-0}" '
+  # cat, not awk, opens the files, and its complaints are ignored: processes come and go while we read.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v busy="$busy" -v ims="${PID:-0}" '
     {
       comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\)[^)]*$/, "", comm)
       rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
@@ -434,7 +439,7 @@ sleep "$MIXED_DELAY"
 run_wrk me_storm "$MIXED_DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
 wait "$STORM_PID" || { cat "$WORK/storm.out" >&2; die "background login storm failed"; }
 forget_bg "$STORM_PID"
-grep '^BENCH_JSON ' "$WORK/storm.out" | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
+{ grep '^BENCH_JSON ' "$WORK/storm.out" || true; } | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
 [[ -s "$WORK/storm.json" ]] || { cat "$WORK/storm.out" >&2; die "no results from the background storm"; }
 log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
 
@@ -447,6 +452,10 @@ t0=$(now_ms)
 stop_pid "$PID"; forget_server "$PID"
 STOP_MS=$(($(now_ms) - t0))
 WARNINGS=$(grep -c '"level":"\(WARN\|ERROR\)"' "$WORK/server.log" || true)
+# Distinct WARN/ERROR messages (with their counts), for the report.
+WARNING_KINDS=$(grep '"level":"\(WARN\|ERROR\)"' "$WORK/server.log" 2>/dev/null |
+  jq -r '"\(.level): \(.fields.message // "?")\(if .fields.error then " (\(.fields.error))" else "" end)"' 2>/dev/null |
+  sort | uniq -c | sort -rn | head -5 | awk '{ $1 = $1 "×"; print }' | paste -sd ';' - || true)
 
 # --------------------------------------------------------------------------------------------
 # 6. Report
@@ -473,10 +482,6 @@ for n in healthz me login me_storm; do
   [[ "$(field "$n" err_status)" == 0 ]] || log "warning: $n had non-2xx responses (see notes)"
 done
 
-GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [[ "$GIT_REV" != unknown ]] && [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]]; then
-  GIT_REV="$GIT_REV (+ uncommitted changes in src/)"
-fi
 CPU_MODEL=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 MEM_TOTAL=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 PG_VERSION=$(psql_admin -c 'SHOW server_version' 2>/dev/null || echo unknown)
@@ -520,7 +525,7 @@ mkdir -p "$(dirname "$RESULTS_MD")"
   echo "| peak RSS (VmHWM at the end) | $(mib "$PEAK_RSS_KIB") |"
   echo "| RSS at the end (VmRSS) | $(mib "$END_RSS_KIB") |"
   echo "| graceful stop (SIGTERM → exit) | $STOP_MS ms |"
-  echo "| WARN/ERROR log lines during the run | $WARNINGS |"
+  echo "| WARN/ERROR log lines during the run | $WARNINGS${WARNING_KINDS:+: $WARNING_KINDS} |"
   echo
   echo "Targets:"
   echo

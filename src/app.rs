@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 
 use crate::auth::audit::{self, kind, Event};
@@ -85,6 +85,9 @@ impl App {
             keys::OTP_PEPPER_FILE,
             keys::generate_pepper,
         )?;
+        if otp_pepper.expose_secret().len() < 32 {
+            anyhow::bail!("secret OTP_PEPPER must be at least 32 characters");
+        }
         let db = open_database(&config).await?;
         let listener = TcpListener::bind(config.listen)
             .await

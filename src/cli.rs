@@ -202,8 +202,8 @@ fn check_config(config: Config) -> anyhow::Result<()> {
         keys::parse_key_set(&keys.value)?;
     }
     if let Some(pepper) = &config.secrets.otp_pepper {
-        if pepper.value.expose_secret().len() < 16 {
-            anyhow::bail!("secret OTP_PEPPER is shorter than 16 characters");
+        if pepper.value.expose_secret().len() < 32 {
+            anyhow::bail!("secret OTP_PEPPER must be at least 32 characters");
         }
     }
     if config

@@ -178,6 +178,21 @@ pub fn redact_url(raw: &str) -> String {
             if url.password().is_some() && url.set_password(Some("redacted")).is_err() {
                 return "[unparseable URL hidden]".into();
             }
+            let secret_param = |k: &str| k.to_ascii_lowercase().contains("password");
+            if url.query_pairs().any(|(k, _)| secret_param(&k)) {
+                let pairs: Vec<(String, String)> = url
+                    .query_pairs()
+                    .map(|(k, v)| {
+                        let v = if secret_param(&k) {
+                            "redacted".into()
+                        } else {
+                            v.into_owned()
+                        };
+                        (k.into_owned(), v)
+                    })
+                    .collect();
+                url.query_pairs_mut().clear().extend_pairs(pairs);
+            }
             url.to_string()
         }
         Err(_) => "[unparseable URL hidden]".into(),

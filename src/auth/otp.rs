@@ -135,7 +135,9 @@ pub enum Check {
     Invalid,
 }
 
-/// Checks a code; a match consumes it, a miss counts a try (the fifth kills it).
+/// Checks a code. Every check first claims one of the code's tries in a single conditional
+/// `UPDATE`, so parallel guesses cannot exceed the limit; a match then deletes the code, and only
+/// the request whose delete took effect wins, so a code is used at most once.
 pub async fn verify(
     tx: &mut Transaction<'static, Any>,
     hasher: &CodeHasher,
@@ -143,37 +145,55 @@ pub async fn verify(
     purpose: Purpose,
     code: &str,
 ) -> Result<Check, sqlx::Error> {
-    let row: Option<(String, i64, i64)> = sqlx::query_as(
-        "SELECT code_hash, expires_at, attempts FROM one_time_codes WHERE user_id = $1 AND purpose = $2",
+    let row: Option<(String,)> = sqlx::query_as(
+        "UPDATE one_time_codes SET attempts = attempts + 1
+         WHERE user_id = $1 AND purpose = $2 AND attempts < $3 AND expires_at > $4
+         RETURNING code_hash",
     )
     .bind(user_id)
     .bind(purpose.as_str())
+    .bind(MAX_WRONG_TRIES)
+    .bind(crate::clock::now())
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((stored, expires_at, attempts)) = row else {
+    let Some((stored,)) = row else {
         // Same work as a real check, so timing does not tell "no code" from "wrong code".
         let _ = hasher.matches(purpose, user_id, code, "");
         return Ok(Check::Invalid);
     };
-    let live = expires_at > crate::clock::now() && attempts < MAX_WRONG_TRIES;
-    if live && hasher.matches(purpose, user_id, code, &stored) {
-        sqlx::query("DELETE FROM one_time_codes WHERE user_id = $1 AND purpose = $2")
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .execute(&mut **tx)
-            .await?;
-        return Ok(Check::Valid);
+    if !hasher.matches(purpose, user_id, code, &stored) {
+        return Ok(Check::Invalid);
     }
-    if live {
-        sqlx::query(
-            "UPDATE one_time_codes SET attempts = attempts + 1 WHERE user_id = $1 AND purpose = $2",
-        )
+    let used = sqlx::query(
+        "DELETE FROM one_time_codes WHERE user_id = $1 AND purpose = $2 AND code_hash = $3",
+    )
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .bind(&stored)
+    .execute(&mut **tx)
+    .await?;
+    Ok(if used.rows_affected() == 1 {
+        Check::Valid
+    } else {
+        Check::Invalid
+    })
+}
+
+/// Ends every outstanding code and reset token of the user (after a password change or reset).
+pub async fn revoke_all(
+    tx: &mut Transaction<'static, Any>,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM one_time_codes WHERE user_id = $1")
         .bind(user_id)
-        .bind(purpose.as_str())
         .execute(&mut **tx)
         .await?;
-    }
-    Ok(Check::Invalid)
+    sqlx::query("UPDATE reset_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+        .bind(user_id)
+        .bind(crate::clock::now())
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// A reset token in clear; `Debug` is redacted.

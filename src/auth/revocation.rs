@@ -2,11 +2,12 @@
 //! revoking sessions must invalidate access tokens already issued, on every instance, within five
 //! seconds, without a database query per request. Each such change bumps `users.auth_version` and
 //! appends a row to `auth_changes` in the same transaction. Every instance polls that feed once a
-//! second (re-reading a 10-second overlap, so rows committed out of order are not missed) and keeps,
+//! second (re-reading a 60-second overlap, so rows committed out of order are not missed) and keeps,
 //! per recently changed user, the newest version and, per revoked session, its id. A token whose `ver`
 //! is older than the cached version, or whose `sid` was revoked, is refused. Entries older than the
 //! access-token lifetime are pruned: tokens that old have expired anyway. On startup the feed is read
-//! back one token lifetime plus a margin.
+//! back one token lifetime plus a margin. When the feed cannot be read for 30 seconds (database
+//! gone), authenticated requests get `503` rather than trust a cache that may miss a revocation.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -18,7 +19,11 @@ use super::tokens::Claims;
 use crate::db::Db;
 
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
-const OVERLAP_SECS: i64 = 10;
+/// Each poll re-reads this many seconds before the previous one, so rows committed late (or
+/// stamped by an instance whose clock is slightly behind) are not missed.
+const OVERLAP_SECS: i64 = 60;
+/// After this long without a successful poll the cache cannot vouch for tokens any more.
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Default)]
 struct State {
@@ -33,6 +38,7 @@ struct State {
 pub struct Revocations {
     state: RwLock<State>,
     retention_secs: i64,
+    last_ok: std::sync::Mutex<std::time::Instant>,
 }
 
 impl Revocations {
@@ -40,6 +46,7 @@ impl Revocations {
         Self {
             state: RwLock::new(State::default()),
             retention_secs: access_token_ttl.as_secs() as i64 + 60,
+            last_ok: std::sync::Mutex::new(std::time::Instant::now()),
         }
     }
 
@@ -55,6 +62,15 @@ impl Revocations {
             Some((version, _)) => claims.ver >= *version,
             None => true,
         }
+    }
+
+    /// False when the feed has not been read for [`STALE_AFTER`]: a revocation made elsewhere
+    /// might be missing, so tokens should not be trusted until the database answers again.
+    pub fn is_fresh(&self) -> bool {
+        self.last_ok
+            .lock()
+            .map(|t| t.elapsed() < STALE_AFTER)
+            .unwrap_or(false)
     }
 
     /// Applies a change made by this instance at once (other instances learn of it by polling).
@@ -105,6 +121,9 @@ impl Revocations {
             state.versions.retain(|_, (_, at)| *at >= horizon);
             state.sessions.retain(|_, at| *at >= horizon);
             state.next_from = Some(started - OVERLAP_SECS);
+        }
+        if let Ok(mut last) = self.last_ok.lock() {
+            *last = std::time::Instant::now();
         }
         Ok(())
     }

@@ -209,6 +209,19 @@ pub async fn rotate(
     })
 }
 
+/// Whether a refresh token is known at all (a read, before taking any write lock).
+pub async fn exists(pool: &sqlx::AnyPool, presented: &str) -> Result<bool, sqlx::Error> {
+    if presented.len() > 200 {
+        return Ok(false);
+    }
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(hash(presented))
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.is_some())
+}
+
 /// The session and user of a refresh token that is still current, for logout.
 pub async fn find(
     tx: &mut Transaction<'static, Any>,

@@ -122,6 +122,9 @@ pub fn authenticate(state: &AppState, req: &Request) -> Result<Identity, ApiErro
         state.metrics.token_rejected(reason.as_str());
         invalid()
     })?;
+    if !state.revocations.is_fresh() {
+        return Err(ApiError::unavailable());
+    }
     if !state.revocations.allows(&claims) {
         state.metrics.token_rejected("revoked");
         return Err(invalid());

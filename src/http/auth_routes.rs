@@ -20,6 +20,7 @@ use super::extract::{ApiJson, ClientIp, Identity};
 use crate::app::AppState;
 use crate::auth::audit::{self, kind, Event};
 use crate::auth::sessions::{self, RefreshToken, Rotation};
+use crate::auth::throttle::Admission;
 use crate::users::{self, email, UserView};
 
 pub const REFRESH_COOKIE: &str = "ims_refresh";
@@ -90,18 +91,25 @@ pub async fn login(
             "A field is too long.",
         ));
     }
-    let email = email::normalize(&body.email).unwrap_or_else(|| body.email.trim().to_lowercase());
+    let normalized = email::normalize(&body.email);
+    // A string that is no address still gets a throttle key (so it locks like any other), but is
+    // never looked up.
+    let email = normalized
+        .clone()
+        .unwrap_or_else(|| body.email.trim().to_lowercase());
     let ip_text = ip.text();
-    if let Some(wait) = state
-        .throttle
-        .retry_after(&state.db, &email, &ip_text)
-        .await?
-    {
-        state.metrics.login("throttled");
-        return Err(ApiError::too_many_requests(wait));
-    }
+    let attempt = match state.throttle.admit(&state.db, &email, &ip_text).await? {
+        Admission::Proceed(attempt) => attempt,
+        Admission::Refused(wait) => {
+            state.metrics.login("throttled");
+            return Err(ApiError::too_many_requests(wait));
+        }
+    };
     let password = SecretString::from(body.password);
-    let user = users::by_email(state.db.pool(), &email).await?;
+    let user = match &normalized {
+        Some(e) => users::by_email(state.db.pool(), e).await?,
+        None => None,
+    };
     let verified = state
         .hasher
         .verify(
@@ -119,10 +127,7 @@ pub async fn login(
             };
             let subject = other.as_ref().map(|u| u.id.clone());
             let mut tx = state.db.begin_write().await?;
-            let failure = state
-                .throttle
-                .record_failure(&mut tx, &email, &ip_text)
-                .await?;
+            let failure = state.throttle.failed(&mut tx, &email, attempt).await?;
             let mut event = Event::new(kind::LOGIN_FAILED)
                 .ip(Some(&ip_text))
                 .detail(serde_json::json!({ "reason": reason }));
@@ -160,7 +165,11 @@ pub async fn login(
         }
     };
     if !user.email_verified {
-        state.throttle.clear(state.db.pool(), &email).await?;
+        let mut conn = state.db.pool().acquire().await?;
+        state
+            .throttle
+            .succeeded(&mut conn, &email, &ip_text)
+            .await?;
         state.metrics.login("unverified");
         return Err(ApiError::forbidden(
             "email_not_verified",
@@ -173,7 +182,7 @@ pub async fn login(
         None
     };
     let mut tx = state.db.begin_write().await?;
-    state.throttle.clear(&mut *tx, &email).await?;
+    state.throttle.succeeded(&mut tx, &email, &ip_text).await?;
     if let Some(hash) = &new_hash {
         users::set_password_hash(&mut *tx, &user.id, hash).await?;
     }
@@ -303,6 +312,10 @@ pub async fn refresh(
             token
         }
     };
+    // Unknown tokens are refused without taking the write lock.
+    if !sessions::exists(state.db.pool(), &presented).await? {
+        return Err(invalid_refresh());
+    }
     let mut tx = state.db.begin_write().await?;
     let outcome = sessions::rotate(&mut tx, &presented, state.lifetimes).await?;
     match outcome {

@@ -120,6 +120,14 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
+        if matches!(&err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "22021" || c == "22P05"))
+        {
+            // PostgreSQL refuses NUL bytes and invalid encodings in text: the client's input.
+            return Self::bad_request(
+                "invalid_characters",
+                "The request contains characters that cannot be stored.",
+            );
+        }
         if crate::db::is_unavailable(&err) {
             tracing::warn!(error = %crate::db::describe(&err), "database unavailable");
             Self::unavailable()

@@ -126,7 +126,12 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
 
 /// Records the request in the metrics, labelled by its route template.
 pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    // Any token is a valid HTTP method; keep the label's values bounded.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
+        _ => "OTHER",
+    }
+    .to_owned();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -143,12 +148,20 @@ pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) ->
     response
 }
 
-/// Gives error responses that carry no body of their own (404 from routing, 405, 413 from a
-/// limit, 408 from the timeout) a problem-details body.
+/// Gives every error response that is not already a problem (404 from routing, 405, 413 from a
+/// limit, 408 from the timeout, the framework's plain-text rejections) a problem-details body, so
+/// no library text reaches a client.
 pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let response = next.run(req).await;
     let status = response.status();
-    if status.as_u16() < 400 || response.headers().contains_key(header::CONTENT_TYPE) {
+    let is_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes()
+                .starts_with(super::error::PROBLEM_JSON.as_bytes())
+        });
+    if status.as_u16() < 400 || is_problem {
         return response;
     }
     let (code, detail) = match status {

@@ -17,6 +17,7 @@ use super::extract::{ApiJson, ClientIp, Identity};
 use crate::app::AppState;
 use crate::auth::audit::{self, kind, Event};
 use crate::auth::otp::{self, Check, Purpose, RESET_TOKEN_TTL_SECS};
+use crate::auth::throttle::Admission;
 use crate::auth::{revocation, sessions};
 use crate::mail::notify;
 use crate::users::{self, accounts, email};
@@ -170,8 +171,14 @@ pub async fn verify_otp(
     };
     let ip = ip.text();
     let fail_key = format!("otp-fail-ip:{ip}");
-    if state.throttle.peek(&state.db, &fail_key, 3600).await? >= OTP_FAILURES_PER_CLIENT_PER_HOUR {
-        return Err(ApiError::too_many_requests(600));
+    // Count the attempt first (so parallel guesses cannot slip past); a success takes it back.
+    {
+        let mut tx = state.db.begin_write().await?;
+        let tries = state.throttle.count_event(&mut tx, &fail_key, 3600).await?;
+        tx.commit().await?;
+        if tries > OTP_FAILURES_PER_CLIENT_PER_HOUR {
+            return Err(ApiError::too_many_requests(600));
+        }
     }
     let well_formed = body.otp.len() == 6 && body.otp.bytes().all(|b| b.is_ascii_digit());
     let email = (body.email.len() <= 320)
@@ -192,7 +199,6 @@ pub async fn verify_otp(
         }
     };
     let Some(user) = user.filter(|_| check == Check::Valid) else {
-        state.throttle.count_event(&mut tx, &fail_key, 3600).await?;
         audit::record(
             &mut *tx,
             Event::new(kind::OTP_FAILED)
@@ -203,6 +209,7 @@ pub async fn verify_otp(
         tx.commit().await?;
         return Err(invalid_otp());
     };
+    state.throttle.uncount(&mut tx, &fail_key).await?;
     audit::record(
         &mut *tx,
         Event::new(kind::OTP_USED)
@@ -295,6 +302,7 @@ pub async fn reset_password(
     .bind(crate::clock::now())
     .execute(&mut *tx)
     .await?;
+    otp::revoke_all(&mut tx, &user.id).await?;
     let revoked = sessions::revoke_all(&mut tx, &user.id, None, "password reset").await?;
     let version = revocation::user_changed(&mut tx, &user.id).await?;
     state.throttle.clear(&mut *tx, &user.email).await?;
@@ -345,32 +353,34 @@ pub async fn change_password(
         .ok_or_else(|| {
             ApiError::unauthorized("invalid_token", "The account is no longer active.")
         })?;
-    if let Some(wait) = state
-        .throttle
-        .retry_after(&state.db, &user.email, &ip)
-        .await?
-    {
-        return Err(ApiError::too_many_requests(wait));
-    }
+    let attempt = match state.throttle.admit(&state.db, &user.email, &ip).await? {
+        Admission::Proceed(attempt) => attempt,
+        Admission::Refused(wait) => return Err(ApiError::too_many_requests(wait)),
+    };
     let verified = state
         .hasher
         .verify(&current, user.password_hash.as_deref())
         .await?;
     if !verified.ok {
         let mut tx = state.db.begin_write().await?;
-        state
-            .throttle
-            .record_failure(&mut tx, &user.email, &ip)
-            .await?;
+        state.throttle.failed(&mut tx, &user.email, attempt).await?;
         tx.commit().await?;
         return Err(ApiError::forbidden(
             "invalid_current_password",
             "The current password is not correct.",
         ));
     }
+    {
+        let mut conn = state.db.pool().acquire().await?;
+        state
+            .throttle
+            .succeeded(&mut conn, &user.email, &ip)
+            .await?;
+    }
     accounts::check_password_off_runtime(&new, &user.email, &user.name).await?;
     let hash = state.hasher.hash(&new).await?;
     let mut tx = state.db.begin_write().await?;
+    otp::revoke_all(&mut tx, &user.id).await?;
     users::set_password_hash(&mut *tx, &user.id, &hash).await?;
     let revoked = sessions::revoke_all(
         &mut tx,

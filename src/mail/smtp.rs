@@ -43,14 +43,25 @@ impl SmtpTransport {
             }
             _ => anyhow::bail!("IMS_SMTP_URL: tls must be starttls or none"),
         };
+        let encrypted = url.scheme() == "smtps" || tls.as_deref() == Some("starttls");
+        let loopback = matches!(host, "localhost" | "::1" | "[::1]") || host.starts_with("127.");
+        if !url.username().is_empty() && !encrypted && !loopback {
+            anyhow::bail!(
+                "IMS_SMTP_URL: refusing to send SMTP credentials without TLS; use smtps:// or ?tls=starttls"
+            );
+        }
         if !url.username().is_empty() {
             let password = config.secrets.smtp_password.as_ref().ok_or_else(|| {
                 anyhow::anyhow!(
                     "IMS_SMTP_URL names a user, but the SMTP_PASSWORD secret is not set"
                 )
             })?;
+            let user = url::form_urlencoded::parse(format!("u={}", url.username()).as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default();
             builder = builder.credentials(Credentials::new(
-                url.username().to_owned(),
+                user,
                 password.value.expose_secret().to_owned(),
             ));
         }

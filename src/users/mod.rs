@@ -164,14 +164,14 @@ where
         .map(|_| ())
 }
 
-/// Active accounts holding ADMIN.
+/// Accounts holding ADMIN that can sign in (enabled, verified, with a password).
 pub async fn active_admins<'e, E>(exec: E) -> Result<i64, sqlx::Error>
 where
     E: Executor<'e, Database = Any>,
 {
     let (n,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM users WHERE disabled = 0
-           AND (roles = 'ADMIN' OR roles LIKE 'ADMIN,%')",
+        "SELECT COUNT(*) FROM users WHERE disabled = 0 AND email_verified = 1
+           AND password_hash IS NOT NULL AND (roles = 'ADMIN' OR roles LIKE 'ADMIN,%')",
     )
     .fetch_one(exec)
     .await?;

@@ -455,3 +455,63 @@ async fn weaker_hashes_are_upgraded_at_login() {
     );
     app.login_ok(&email).await;
 }
+
+#[tokio::test]
+async fn parallel_guesses_cannot_slip_past_the_lock() {
+    let app = spawn_app_with(&[("IMS_LOGIN_MAX_FAILURES", "3")]).await;
+    let admin = app.login_as(&[Role::Admin]).await;
+    let (id, email) = app.create_user(&[Role::Manager]).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (client, url, email) = (app.client.clone(), app.url("/auth/login"), email.clone());
+        set.spawn(async move {
+            client
+                .post(url)
+                .json(&json!({"email": email, "password": "Wrong-Password-1234!"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.unwrap());
+    }
+    let guesses = statuses.iter().filter(|s| **s == 401).count();
+    assert!(guesses <= 3, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 20 - guesses);
+    let failed = app.audit(&admin.access, "login_failed").await;
+    assert!(
+        failed
+            .iter()
+            .filter(|e| e["subject_id"] == id.as_str())
+            .count()
+            <= 3
+    );
+}
+
+#[tokio::test]
+async fn control_characters_are_client_errors_on_every_backend() {
+    let app = spawn_app().await;
+    let admin = app.login_as(&[Role::Admin]).await;
+    let r = app
+        .login("a\u{0}@factory.example", "Wrong-Password-1234!")
+        .await;
+    assert_problem(r, 401, "invalid_credentials").await;
+    for path in [
+        "/api/admin/audit?type=a%00b",
+        "/api/admin/audit?user_id=%00",
+    ] {
+        let status = app.get(path, &admin.access).await.status().as_u16();
+        assert!(status == 200 || status == 400, "{path} → {status}");
+    }
+    let cursor = URL_SAFE_NO_PAD.encode("\u{0}");
+    let status = app
+        .get(&format!("/api/admin/users?cursor={cursor}"), &admin.access)
+        .await
+        .status()
+        .as_u16();
+    assert!(status == 200 || status == 400, "{status}");
+}
