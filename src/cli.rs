@@ -67,7 +67,12 @@ enum UsersCommand {
 enum KeysCommand {
     /// Print a JWT_SIGNING_KEYS document: the one in IMS_JWT_SIGNING_KEYS(_FILE) plus a new key
     /// (rotation), or a new one-key document.
-    Generate,
+    Generate {
+        /// Seconds until the new key starts signing (roll the set out to every instance first).
+        /// Defaults to 3600 when adding to an existing set, 0 for a new set.
+        #[arg(long)]
+        activate_in: Option<u32>,
+    },
 }
 
 fn parse_role(text: &str) -> Result<Role, String> {
@@ -104,8 +109,8 @@ pub async fn run() -> ExitCode {
         } => create_user(config, email, name, roles).await,
         Command::CheckConfig => check_config(config),
         Command::Keys {
-            command: KeysCommand::Generate,
-        } => generate_keys(&config),
+            command: KeysCommand::Generate { activate_in },
+        } => generate_keys(&config, activate_in),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -226,9 +231,10 @@ fn check_config(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn generate_keys(config: &Config) -> anyhow::Result<()> {
+fn generate_keys(config: &Config, activate_in: Option<u32>) -> anyhow::Result<()> {
     let existing = config.secrets.jwt_signing_keys.as_ref().map(|r| &r.value);
-    let doc = keys::generate_key_set(existing)?;
+    let delay = activate_in.unwrap_or(if existing.is_some() { 3600 } else { 0 });
+    let doc = keys::generate_key_set_at(existing, crate::clock::now() + i64::from(delay))?;
     println!("{}", doc.expose_secret());
     Ok(())
 }

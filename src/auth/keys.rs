@@ -1,7 +1,9 @@
 //! Signing keys and other generated key material. The `JWT_SIGNING_KEYS` secret is a JSON document
 //! `{"keys":[{"kid","alg":"EdDSA","created_at","private_key"}]}` (private key: base64 PKCS#8); the
-//! newest key signs, every listed key verifies, so a key is rotated by adding a new one and removing
-//! the old one after the access-token lifetime. When the secret is not configured (embedded mode),
+//! newest key whose `created_at` has passed signs, every listed key verifies, so a key is rotated by
+//! adding a new one dated a little in the future (`ims keys generate` dates it one hour ahead),
+//! rolling the set out to every instance before that time, and removing the old key once the
+//! access-token lifetime has passed after it. When the secret is not configured (embedded mode),
 //! the key set is generated at first start into `$IMS_DATA_DIR/jwt-signing-keys.json`, and the OTP
 //! pepper into `$IMS_DATA_DIR/otp-pepper`, both created owner-only (0600) in an owner-only directory.
 
@@ -111,6 +113,15 @@ pub fn parse_key_set(doc: &SecretString) -> anyhow::Result<Vec<SigningKey>> {
 
 /// A new key-set document with one fresh key (used for the embedded mode and `ims keys generate`).
 pub fn generate_key_set(existing: Option<&SecretString>) -> anyhow::Result<SecretString> {
+    generate_key_set_at(existing, crate::clock::now())
+}
+
+/// Like [`generate_key_set`], with the new key becoming the signer at `active_from` (Unix
+/// seconds): roll the set out to every instance before then, and they all switch together.
+pub fn generate_key_set_at(
+    existing: Option<&SecretString>,
+    active_from: i64,
+) -> anyhow::Result<SecretString> {
     let mut doc = match existing {
         Some(text) => serde_json::from_str::<KeySetDoc>(text.expose_secret())
             .map_err(|_| anyhow::anyhow!("the existing key set is not valid JSON"))?,
@@ -119,7 +130,7 @@ pub fn generate_key_set(existing: Option<&SecretString>) -> anyhow::Result<Secre
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng)
         .map_err(|_| anyhow::anyhow!("could not generate an Ed25519 key"))?;
-    let now = crate::clock::now();
+    let now = active_from;
     let suffix: [u8; 4] = super::random_bytes()?;
     doc.keys.push(KeyDoc {
         kid: format!(

@@ -60,8 +60,9 @@ impl Rejection {
 }
 
 struct KeyRing {
-    signer_kid: String,
-    signer: EncodingKey,
+    /// (created_at, kid, key), newest first. The signer is the newest key already active, so a
+    /// key set rolled out to every instance before its `created_at` switches them all at once.
+    signers: Vec<(i64, String, EncodingKey)>,
     verifiers: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
 }
@@ -74,7 +75,8 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    /// `keys` must be sorted newest first (as [`super::keys::parse_key_set`] returns them).
+    /// `keys` must be sorted newest first (as [`super::keys::parse_key_set`] returns them). The
+    /// newest key whose `created_at` has passed signs; every key verifies.
     pub fn new(keys: &[SigningKey], issuer: String, ttl: Duration) -> anyhow::Result<Self> {
         Ok(Self {
             ring: RwLock::new(Arc::new(key_ring(keys)?)),
@@ -132,9 +134,15 @@ impl Tokens {
             sid: session_id.into(),
             ver: auth_version,
         };
+        let (_, kid, key) = ring
+            .signers
+            .iter()
+            .find(|(created, _, _)| *created <= now)
+            .or_else(|| ring.signers.last())
+            .ok_or_else(|| anyhow::anyhow!("no signing keys"))?;
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(ring.signer_kid.clone());
-        let token = jsonwebtoken::encode(&header, &claims, &ring.signer)?;
+        header.kid = Some(kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, key)?;
         Ok((token, claims))
     }
 
@@ -210,12 +218,20 @@ impl Tokens {
 }
 
 fn key_ring(keys: &[SigningKey]) -> anyhow::Result<KeyRing> {
-    let newest = keys
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("no signing keys"))?;
+    if keys.is_empty() {
+        anyhow::bail!("no signing keys");
+    }
     Ok(KeyRing {
-        signer_kid: newest.kid.clone(),
-        signer: EncodingKey::from_ed_der(&newest.pkcs8),
+        signers: keys
+            .iter()
+            .map(|k| {
+                (
+                    k.created_at,
+                    k.kid.clone(),
+                    EncodingKey::from_ed_der(&k.pkcs8),
+                )
+            })
+            .collect(),
         verifiers: keys
             .iter()
             .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public)))
@@ -266,6 +282,26 @@ mod tests {
         // Retiring the old key retires its tokens.
         t.rotate(&both[..1]).unwrap();
         assert_eq!(t.verify(&old), Err(Rejection::UnknownKey));
+    }
+
+    #[test]
+    fn a_key_dated_in_the_future_verifies_but_does_not_sign_yet() {
+        let one = generate_key_set(None).unwrap();
+        let old_kid = parse_key_set(&one).unwrap()[0].kid.clone();
+        let later = super::super::keys::generate_key_set_at(Some(&one), crate::clock::now() + 3600)
+            .unwrap();
+        let both = parse_key_set(&later).unwrap();
+        let t = tokens(&both);
+        let (jwt, _) = t.issue("u1", &[], "s1", 1).unwrap();
+        assert_eq!(
+            jsonwebtoken::decode_header(&jwt).unwrap().kid.unwrap(),
+            old_kid
+        );
+        // Another instance already signing with the new key is accepted here.
+        let only_new = tokens(&both[..1]);
+        let (from_new, _) = only_new.issue("u1", &[], "s1", 1).unwrap();
+        assert!(t.verify(&from_new).is_ok());
+        assert_eq!(t.jwks()["keys"].as_array().unwrap().len(), 2);
     }
 
     #[test]
