@@ -19,6 +19,8 @@
 #   BENCH_QUIET_MAX          before each scenario, wait until processes outside the benchmark use
 #                            at most this % of one core (default 25) ...
 #   BENCH_QUIET_TIMEOUT      ... but no longer than this many seconds (default 120; 0 = never wait)
+#   BENCH_RETRIES            re-measure a scenario up to this many times when other processes used
+#                            more than BENCH_QUIET_MAX % CPU during it; keep the least disturbed (default 2)
 #   BENCH_SKIP_BUILD=1       use the existing release binary
 #   IMS_BIN                  binary to benchmark (default $CARGO_TARGET_DIR/release/ims)
 #   BENCH_SERVER_ENV         extra "VAR=value ..." for the server (e.g. IMS_DATABASE_MAX_CONNECTIONS=20)
@@ -39,6 +41,7 @@ MIXED_DURATION="${BENCH_MIXED_DURATION:-15}"
 COLD_RUNS="${BENCH_COLD_RUNS:-3}"
 QUIET_MAX="${BENCH_QUIET_MAX:-25}"
 QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-120}"
+RETRIES="${BENCH_RETRIES:-2}"
 RESULTS_MD="${BENCH_RESULTS:-$BENCH_DIR/results/latest.md}"
 RESULTS_JSON="${RESULTS_MD%.md}.json"
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
@@ -46,7 +49,7 @@ IMS_BIN="${IMS_BIN:-$TARGET_DIR/release/ims}"
 READY_TIMEOUT=60     # seconds a server may take to answer /readyz
 STOP_TIMEOUT=15      # seconds a server may take to stop after SIGTERM
 
-for v in DURATION WARMUP CONNS THREADS LOGIN_CONNS MIXED_DELAY MIXED_DURATION COLD_RUNS QUIET_MAX QUIET_TIMEOUT; do
+for v in DURATION WARMUP CONNS THREADS LOGIN_CONNS MIXED_DELAY MIXED_DURATION COLD_RUNS QUIET_MAX QUIET_TIMEOUT RETRIES; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "error: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
 ((DURATION > 0 && CONNS > 0 && THREADS > 0 && LOGIN_CONNS > 0 && MIXED_DURATION > 0)) ||
@@ -410,38 +413,76 @@ warm() { # seconds connections script path [token]
     >"$WORK/warmup.out" 2>&1 || { cat "$WORK/warmup.out" >&2; die "wrk warm-up failed"; }
 }
 
-log "(a) GET /healthz: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
-wait_quiet
-warm "$WARMUP" "$CONNS" get.lua /healthz
-run_wrk healthz "$DURATION" "$CONNS" get.lua /healthz
+# scenario "names…" attempt_fn: runs attempt_fn (which writes $WORK/<name>.json for each name) after
+# waiting for a quiet machine; when processes outside the benchmark used more than QUIET_MAX % CPU
+# during the measured run, measures again (at most RETRIES more times) and keeps the attempt with
+# the least interference.
+scenario() {
+  local names="$1" fn="$2" attempt best_other="" other n primary
+  primary="${names%% *}"
+  for ((attempt = 1; attempt <= RETRIES + 1; attempt++)); do
+    wait_quiet
+    "$fn"
+    other=$(jq -r '.cpu_other_pct // 0' "$WORK/$primary.json")
+    if [[ -z "$best_other" ]] || ((other < best_other)); then
+      best_other=$other
+      for n in $names; do
+        jq -c --argjson a "$attempt" '. + {attempt: $a}' "$WORK/$n.json" >"$WORK/$n.best.json"
+      done
+    fi
+    ((other > QUIET_MAX)) || break
+    ((attempt > RETRIES)) ||
+      log "other processes used ${other}% CPU during $primary; measuring again (attempt $((attempt + 1)) of $((RETRIES + 1)))"
+  done
+  for n in $names; do
+    jq -c --argjson a "$((attempt > RETRIES + 1 ? RETRIES + 1 : attempt))" '. + {attempts: $a}' \
+      "$WORK/$n.best.json" >"$WORK/$n.json"
+  done
+}
 
-log "(b) GET /auth/me: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
-wait_quiet
-TOKEN=$(login_token)
-warm "$WARMUP" "$CONNS" get.lua /auth/me "$TOKEN"
-run_wrk me "$DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
+attempt_healthz() {
+  warm "$WARMUP" "$CONNS" get.lua /healthz
+  run_wrk healthz "$DURATION" "$CONNS" get.lua /healthz
+}
 
-log "(c) POST /auth/login storm: ${WARMUP}s warm-up + ${DURATION}s, $LOGIN_CONNS connections"
-wait_quiet
-warm "$WARMUP" "$LOGIN_CONNS" login.lua /auth/login
-run_wrk login "$DURATION" "$LOGIN_CONNS" login.lua /auth/login
+attempt_me() {
+  local token
+  token=$(login_token)
+  warm "$WARMUP" "$CONNS" get.lua /auth/me "$token"
+  run_wrk me "$DURATION" "$CONNS" get.lua /auth/me "$token"
+}
 
-log "(d) GET /auth/me for ${MIXED_DURATION}s while the login storm runs (started ${MIXED_DELAY}s before)"
-wait_quiet
-TOKEN=$(login_token)
+attempt_login() {
+  warm "$WARMUP" "$LOGIN_CONNS" login.lua /auth/login
+  run_wrk login "$DURATION" "$LOGIN_CONNS" login.lua /auth/login
+}
+
 STORM_SECS=$((MIXED_DELAY + MIXED_DURATION + 2))
-timeout --kill-after=5 $((STORM_SECS + 30)) \
-  wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"${STORM_SECS}s" --timeout "$WRK_TIMEOUT" --latency \
-  -s "$BENCH_WRK_DIR/login.lua" "$BASE/auth/login" >"$WORK/storm.out" 2>&1 &
-STORM_PID=$!
-BG_PIDS+=("$STORM_PID")
-sleep "$MIXED_DELAY"
-run_wrk me_storm "$MIXED_DURATION" "$CONNS" get.lua /auth/me "$TOKEN"
-wait "$STORM_PID" || { cat "$WORK/storm.out" >&2; die "background login storm failed"; }
-forget_bg "$STORM_PID"
-{ grep '^BENCH_JSON ' "$WORK/storm.out" || true; } | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
-[[ -s "$WORK/storm.json" ]] || { cat "$WORK/storm.out" >&2; die "no results from the background storm"; }
-log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
+attempt_mixed() {
+  local token storm_pid
+  token=$(login_token)
+  timeout --kill-after=5 $((STORM_SECS + 30)) \
+    wrk -t"$THREADS" -c"$LOGIN_CONNS" -d"${STORM_SECS}s" --timeout "$WRK_TIMEOUT" --latency \
+    -s "$BENCH_WRK_DIR/login.lua" "$BASE/auth/login" >"$WORK/storm.out" 2>&1 &
+  storm_pid=$!
+  BG_PIDS+=("$storm_pid")
+  sleep "$MIXED_DELAY"
+  run_wrk me_storm "$MIXED_DURATION" "$CONNS" get.lua /auth/me "$token"
+  wait "$storm_pid" || { cat "$WORK/storm.out" >&2; die "background login storm failed"; }
+  forget_bg "$storm_pid"
+  { grep '^BENCH_JSON ' "$WORK/storm.out" || true; } | tail -1 | cut -d' ' -f2- >"$WORK/storm.json"
+  [[ -s "$WORK/storm.json" ]] || { cat "$WORK/storm.out" >&2; die "no results from the background storm"; }
+  log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
+}
+
+log "(a) GET /healthz: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+scenario healthz attempt_healthz
+log "(b) GET /auth/me: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+scenario me attempt_me
+log "(c) POST /auth/login storm: ${WARMUP}s warm-up + ${DURATION}s, $LOGIN_CONNS connections"
+scenario login attempt_login
+log "(d) GET /auth/me for ${MIXED_DURATION}s while the login storm runs (started ${MIXED_DELAY}s before)"
+scenario "me_storm storm" attempt_mixed
 
 # --------------------------------------------------------------------------------------------
 # 5. Memory, then stop the server
@@ -465,7 +506,8 @@ fmt_rps() { awk -v x="$1" 'BEGIN { printf "%.0f", x }'; }
 fmt_ms() { awk -v x="$1" 'BEGIN { printf (x < 10 ? "%.2f ms" : "%.1f ms"), x }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 cpu_note() { # name
-  jq -r 'if .cpu_ims_pct then "\(.cpu_ims_pct) / \(.cpu_postgres_pct) / \(.cpu_wrk_pct) / \(.cpu_other_pct)" else "n/a (run too short)" end' "$WORK/$1.json"
+  jq -r '(if .cpu_ims_pct then "\(.cpu_ims_pct) / \(.cpu_postgres_pct) / \(.cpu_wrk_pct) / \(.cpu_other_pct)" else "n/a (run too short)" end) +
+         (if (.attempts // 1) > 1 then " (attempt \(.attempt) of \(.attempts))" else "" end)' "$WORK/$1.json"
 }
 errors_note() { # name
   jq -r '[(if .err_status > 0 then "\(.err_status) non-2xx" else empty end),

@@ -1,12 +1,17 @@
 //! Password hashing: Argon2id in PHC strings, run on the blocking pool behind a semaphore so a login
-//! storm can neither stall the async runtime nor exhaust memory (each hash holds ~19 MiB). Unknown
-//! accounts are verified against a dummy hash so they take as long as real ones. A hash made with
-//! weaker parameters than the current ones is reported so the caller can re-hash it on login.
+//! storm can neither stall the async runtime nor exhaust memory. Each hash needs ~19 MiB of work
+//! memory; it comes from a per-thread buffer that is reused, not from a fresh allocation, because
+//! the allocator keeps freed 19 MiB chunks in per-thread arenas and a login storm would otherwise
+//! grow the process to gigabytes. Unknown accounts are verified against a dummy hash so they take
+//! as long as real ones. A hash made with weaker parameters than the current ones is reported so
+//! the caller can re-hash it on login.
 
 use std::sync::Arc;
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, SaltString};
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{rand_core::OsRng, Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
@@ -37,11 +42,7 @@ impl Hasher {
 
     pub fn with_params(m: u32, t: u32, p: u32) -> anyhow::Result<Self> {
         let params = Params::new(m, t, p, None).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-        let salt = SaltString::generate(&mut OsRng);
-        let dummy = argon(&params)
-            .hash_password(b"dummy password for unknown accounts", &salt)
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))?
-            .to_string();
+        let dummy = phc_hash(&params, b"dummy password for unknown accounts")?;
         let slots = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
         Ok(Self {
             params,
@@ -56,14 +57,8 @@ impl Hasher {
         let _permit = self.permits.acquire().await?;
         let params = self.params.clone();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || {
-            let salt = SaltString::generate(&mut OsRng);
-            argon(&params)
-                .hash_password(password.expose_secret().as_bytes(), &salt)
-                .map(|h| h.to_string())
-                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-        })
-        .await?
+        tokio::task::spawn_blocking(move || phc_hash(&params, password.expose_secret().as_bytes()))
+            .await?
     }
 
     /// Verifies a password against a stored hash, or against the dummy hash when there is none
@@ -86,9 +81,7 @@ impl Hasher {
                     needs_rehash: false,
                 };
             };
-            let ok = argon(&params)
-                .verify_password(password.expose_secret().as_bytes(), &parsed)
-                .is_ok();
+            let ok = phc_verify(&parsed, password.expose_secret().as_bytes());
             Verified {
                 ok: ok && real,
                 needs_rehash: ok && real && !matches_params(&parsed, &params),
@@ -99,8 +92,69 @@ impl Hasher {
     }
 }
 
-fn argon(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+thread_local! {
+    /// Argon2 work memory of this blocking thread, reused across hashes.
+    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs Argon2id with this thread's reusable work memory.
+fn compute(params: &Params, password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    BLOCKS.with(|blocks| {
+        let mut blocks = blocks.borrow_mut();
+        let needed = params.block_count();
+        if blocks.len() < needed {
+            blocks.resize(needed, Block::default());
+        }
+        argon
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
+            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+    })
+}
+
+/// A PHC string `$argon2id$v=19$m=…,t=…,p=…$salt$hash` with a fresh 128-bit salt.
+fn phc_hash(params: &Params, password: &[u8]) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_raw = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let mut out = [0u8; 32];
+    compute(params, password, salt_raw, &mut out)?;
+    let output = Output::new(&out).map_err(|e| anyhow::anyhow!("output: {e}"))?;
+    Ok(format!(
+        "$argon2id$v=19$m={},t={},p={}${}${}",
+        params.m_cost(),
+        params.t_cost(),
+        params.p_cost(),
+        salt.as_str(),
+        output
+    ))
+}
+
+/// Recomputes a stored Argon2id hash with its own parameters and compares in constant time.
+fn phc_verify(stored: &PasswordHash<'_>, password: &[u8]) -> bool {
+    if stored.algorithm.as_str() != "argon2id" || stored.version != Some(0x13) {
+        return false;
+    }
+    let (Some(salt), Some(expected), Ok(params)) =
+        (stored.salt, stored.hash, Params::try_from(stored))
+    else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_raw) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let expected = expected.as_bytes();
+    let mut out = vec![0u8; expected.len()];
+    if compute(&params, password, salt_raw, &mut out).is_err() {
+        return false;
+    }
+    out.iter()
+        .zip(expected)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
 }
 
 fn matches_params(hash: &PasswordHash<'_>, current: &Params) -> bool {
@@ -143,5 +197,26 @@ mod tests {
                 .unwrap()
                 .ok
         );
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(8192, 1, 1, None).unwrap();
+        let reference = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        // Ours verifies with the reference implementation …
+        let ours = phc_hash(&params, b"correct horse").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(reference.verify_password(b"correct horse", &parsed).is_ok());
+        assert!(reference.verify_password(b"wrong horse", &parsed).is_err());
+        // … and the reference's verifies with ours.
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = reference
+            .hash_password(b"correct horse", &salt)
+            .unwrap()
+            .to_string();
+        let parsed = PasswordHash::new(&theirs).unwrap();
+        assert!(phc_verify(&parsed, b"correct horse"));
+        assert!(!phc_verify(&parsed, b"wrong horse"));
     }
 }
