@@ -122,6 +122,10 @@ if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   (cd "$ROOT" && cargo build --release --bin ims)
 fi
 [[ -x "$IMS_BIN" ]] || die "no ims binary at $IMS_BIN"
+# Benchmark a private copy: a concurrent `cargo build` cannot swap the binary between the cold starts
+# and the load runs.
+cp "$IMS_BIN" "$WORK/ims"
+IMS_BIN="$WORK/ims"
 # The revision the binary was built from (others may commit while the benchmark runs).
 GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ "$GIT_REV" != unknown ]] && [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]]; then
@@ -383,6 +387,18 @@ export BENCH_WRK_DIR="$BENCH_DIR/wrk"
 export BENCH_LOGIN_BODIES="$BODIES"
 WRK_TIMEOUT=10s
 
+server_alive() { # dies with the server's exit status when it is gone
+  kill -0 "$PID" 2>/dev/null && return 0
+  local status=0
+  wait "$PID" || status=$?
+  forget_server "$PID"
+  tail -20 "$WORK/server.log" >&2
+  if ((status > 128)); then
+    die "ims exited unexpectedly: killed by signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
+  fi
+  die "ims exited unexpectedly with status $status"
+}
+
 # run_wrk name seconds connections script path [token]: measured run; leaves $WORK/name.{out,json}.
 # CPU use is sampled from 1 s after the start to 1 s before the end, while every process is alive.
 run_wrk() {
@@ -400,6 +416,7 @@ run_wrk() {
   fi
   wait "$wpid" || { cat "$WORK/$name.out" >&2; die "wrk ($name) failed"; }
   forget_bg "$wpid"
+  server_alive
   grep -q '^BENCH_JSON ' "$WORK/$name.out" || { cat "$WORK/$name.out" >&2; die "no results from wrk ($name)"; }
   grep '^BENCH_JSON ' "$WORK/$name.out" | tail -1 | cut -d' ' -f2- |
     jq -c --argjson cpu "$cpu" '. + $cpu' >"$WORK/$name.json"
@@ -407,6 +424,7 @@ run_wrk() {
 }
 
 warm() { # seconds connections script path [token]
+  server_alive
   ((WARMUP > 0)) || return 0
   BENCH_TOKEN="${5:-}" timeout --kill-after=5 $(($1 + 30)) \
     wrk -t"$THREADS" -c"$2" -d"${1}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_WRK_DIR/$3" "$BASE$4" \
@@ -495,7 +513,7 @@ STOP_MS=$(($(now_ms) - t0))
 WARNINGS=$(grep -c '"level":"\(WARN\|ERROR\)"' "$WORK/server.log" || true)
 # Distinct WARN/ERROR messages (with their counts), for the report.
 WARNING_KINDS=$(grep '"level":"\(WARN\|ERROR\)"' "$WORK/server.log" 2>/dev/null |
-  jq -r '"\(.level): \(.fields.message // "?")\(if .fields.error then " (\(.fields.error))" else "" end)"' 2>/dev/null |
+  jq -r '"\(.level) \(.target // "?"): \(.fields.message // "?")\(if .fields.error then " (\(.fields.error))" else "" end)"' 2>/dev/null |
   sort | uniq -c | sort -rn | head -5 | awk '{ $1 = $1 "×"; print }' | paste -sd ';' - || true)
 
 # --------------------------------------------------------------------------------------------
@@ -516,6 +534,7 @@ errors_note() { # name
          if length == 0 then "all 2xx" else join(", ") end' "$WORK/$1.json"
 }
 
+MAX_OTHER=$(jq -s 'map(.cpu_other_pct // 0) | max' "$WORK/healthz.json" "$WORK/me.json" "$WORK/login.json" "$WORK/me_storm.json")
 HZ_RPS=$(field healthz rps); ME_RPS=$(field me rps); ME_STORM_P99=$(field me_storm p99_ms)
 RATIO=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { printf "%.0f", 100 * a / b }')
 T1=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { print (a >= 0.5 * b) ? "PASS" : "FAIL" }')
@@ -569,6 +588,12 @@ mkdir -p "$(dirname "$RESULTS_MD")"
   echo "| graceful stop (SIGTERM → exit) | $STOP_MS ms |"
   echo "| WARN/ERROR log lines during the run | $WARNINGS${WARNING_KINDS:+: $WARNING_KINDS} |"
   echo
+  if ((MAX_OTHER > QUIET_MAX)); then
+    echo "**Disturbed run:** processes outside the benchmark used up to ${MAX_OTHER}% CPU (of $(nproc)00%) during a measured scenario; compare the figures with care and rerun on a quiet machine."
+  else
+    echo "Undisturbed run: processes outside the benchmark used at most ${MAX_OTHER}% CPU (of $(nproc)00%) during every measured scenario."
+  fi
+  echo
   echo "Targets:"
   echo
   echo "- $T1: /auth/me throughput ≥ 50% of /healthz ($(fmt_rps "$ME_RPS") vs $(fmt_rps "$HZ_RPS") req/s = ${RATIO}%)"
@@ -581,13 +606,14 @@ jq -n --slurpfile hz "$WORK/healthz.json" --slurpfile me "$WORK/me.json" \
   --argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson conns "$CONNS" \
   --argjson login_conns "$LOGIN_CONNS" --argjson idle "$IDLE_RSS_KIB" --argjson peak "$PEAK_RSS_KIB" \
   --argjson cold_pg "[$(IFS=,; echo "${COLD_PG[*]}")]" --argjson cold_sqlite "[$(IFS=,; echo "${COLD_SQLITE[*]}")]" \
-  --arg t1 "$T1" --arg t2 "$T2" \
+  --arg t1 "$T1" --arg t2 "$T2" --argjson other "$MAX_OTHER" \
   '{date: (now | todate), git_rev: $rev, cpu: $cpu, nproc: $nproc,
     method: {duration_s: $duration, warmup_s: $warmup, connections: $conns, login_connections: $login_conns,
              argon2: {m_kib: 19456, t: 2, p: 1}},
     healthz: $hz[0], auth_me: $me[0], login: $login[0], auth_me_during_storm: $ms[0], storm_during_d: $st[0],
     cold_start_ms: {postgres: $cold_pg, sqlite: $cold_sqlite},
     rss_kib: {idle: $idle, peak: $peak},
+    max_other_cpu_pct: $other,
     targets: {me_vs_healthz: $t1, me_p99_under_storm: $t2}}' >"$RESULTS_JSON"
 
 echo
@@ -595,4 +621,7 @@ cat "$RESULTS_MD"
 echo
 echo "$T1 /auth/me throughput >= 50% of /healthz"
 echo "$T2 /auth/me p99 < 20 ms during the login storm"
+if ((MAX_OTHER > QUIET_MAX)); then
+  echo "WARNING: disturbed run (other processes used up to ${MAX_OTHER}% CPU during a scenario)"
+fi
 echo "(written to ${RESULTS_MD#"$ROOT"/})"

@@ -55,39 +55,36 @@ impl Throttle {
     }
 
     /// Counts an attempt for the email and the client, or refuses it when either is over its limit.
+    /// Each step is one atomic statement on its own (no transaction), so the hot per-client row is
+    /// locked only for the moment of its increment, never while other work runs.
     pub async fn admit(&self, db: &Db, email: &str, ip: &str) -> Result<Admission, sqlx::Error> {
         let now = crate::clock::now();
         let lock = self.settings.login_lock_duration.as_secs() as i64;
         let window = self.settings.ip_window.as_secs() as i64;
-        let mut tx = db.begin_write().await?;
+        let mut conn = db.pool().acquire().await?;
         let locked: Option<(i64,)> =
             sqlx::query_as("SELECT locked_until FROM login_throttle WHERE key = $1")
                 .bind(email_key(email))
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&mut *conn)
                 .await?;
         if let Some((until,)) = locked.filter(|(until,)| *until > now) {
-            tx.commit().await?;
             return Ok(Admission::Refused((until - now).max(1) as u64));
         }
-        let (ip_failures, ip_started, _) = bump(&mut tx, &ip_key(ip), now, now - window).await?;
+        let (ip_failures, ip_started, _) = bump(&mut conn, &ip_key(ip), now, now - window).await?;
         if ip_failures > i64::from(self.settings.ip_max_failures) {
-            tx.commit().await?;
             return Ok(Admission::Refused((ip_started + window - now).max(1) as u64));
         }
         let (email_failures, _, locked_until) =
-            bump(&mut tx, &email_key(email), now, now - lock).await?;
+            bump(&mut conn, &email_key(email), now, now - lock).await?;
         if locked_until > now {
             // Locked by a concurrent attempt since the check above.
-            tx.commit().await?;
             return Ok(Admission::Refused((locked_until - now).max(1) as u64));
         }
         if email_failures > i64::from(self.settings.login_max_failures) {
             // Only reachable by parallel attempts racing past the limit: lock now.
-            lock_email(&mut tx, email, now, lock).await?;
-            tx.commit().await?;
+            lock_email(&mut conn, email, now, lock).await?;
             return Ok(Admission::Refused(lock.max(1) as u64));
         }
-        tx.commit().await?;
         Ok(Admission::Proceed(Attempt { email_failures }))
     }
 
@@ -107,14 +104,11 @@ impl Throttle {
     }
 
     /// The attempt succeeded: the email's count is cleared and the client's takes this one back.
-    pub async fn succeeded(
-        &self,
-        conn: &mut AnyConnection,
-        email: &str,
-        ip: &str,
-    ) -> Result<(), sqlx::Error> {
+    /// Call it outside any longer transaction (two short statements).
+    pub async fn succeeded(&self, db: &Db, email: &str, ip: &str) -> Result<(), sqlx::Error> {
+        let mut conn = db.pool().acquire().await?;
         self.clear(&mut *conn, email).await?;
-        self.uncount(conn, &ip_key(ip)).await
+        self.uncount(&mut conn, &ip_key(ip)).await
     }
 
     /// Clears the email's counter and lock (a success, or an admin's unlock).

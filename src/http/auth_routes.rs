@@ -165,10 +165,9 @@ pub async fn login(
         }
     };
     if !user.email_verified {
-        let mut conn = state.db.pool().acquire().await?;
         state
             .throttle
-            .succeeded(&mut conn, &email, &ip_text)
+            .succeeded(&state.db, &email, &ip_text)
             .await?;
         state.metrics.login("unverified");
         return Err(ApiError::forbidden(
@@ -181,8 +180,11 @@ pub async fn login(
     } else {
         None
     };
+    state
+        .throttle
+        .succeeded(&state.db, &email, &ip_text)
+        .await?;
     let mut tx = state.db.begin_write().await?;
-    state.throttle.succeeded(&mut tx, &email, &ip_text).await?;
     if let Some(hash) = &new_hash {
         users::set_password_hash(&mut *tx, &user.id, hash).await?;
     }

@@ -370,13 +370,10 @@ pub async fn change_password(
             "The current password is not correct.",
         ));
     }
-    {
-        let mut conn = state.db.pool().acquire().await?;
-        state
-            .throttle
-            .succeeded(&mut conn, &user.email, &ip)
-            .await?;
-    }
+    state
+        .throttle
+        .succeeded(&state.db, &user.email, &ip)
+        .await?;
     accounts::check_password_off_runtime(&new, &user.email, &user.name).await?;
     let hash = state.hasher.hash(&new).await?;
     let mut tx = state.db.begin_write().await?;
