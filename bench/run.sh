@@ -131,6 +131,9 @@ GIT_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ "$GIT_REV" != unknown ]] && [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=no -- src Cargo.toml Cargo.lock migrations 2>/dev/null)" ]]; then
   GIT_REV="$GIT_REV (+ uncommitted changes in src/)"
 fi
+if [[ "${BENCH_SKIP_BUILD:-0}" == 1 ]]; then
+  GIT_REV="$GIT_REV — binary not rebuilt by this run (BENCH_SKIP_BUILD=1), it may be older"
+fi
 
 # --------------------------------------------------------------------------------------------
 # Helpers

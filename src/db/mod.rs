@@ -160,13 +160,11 @@ fn sqlite_url(raw: &str) -> anyhow::Result<String> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot create the database directory {}: {}",
-                parent.display(),
-                e.kind()
-            )
-        })?;
+        // A directory we create for the database (normally the data directory, which also holds
+        // the keys) is owner-only; an existing one is left as the operator set it.
+        if !parent.exists() {
+            crate::auth::keys::ensure_private_dir(parent)?;
+        }
     }
     create_private_file(Path::new(path))?;
     let query = if query.contains("mode=") {
