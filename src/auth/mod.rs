@@ -4,6 +4,7 @@
 //! `crate::http`; this module knows nothing of requests and responses.
 
 pub mod audit;
+pub mod hash_pool;
 pub mod keys;
 pub mod otp;
 pub mod password;

@@ -1,5 +1,6 @@
-//! Password hashing: Argon2id in PHC strings, run on the blocking pool behind a semaphore so a login
-//! storm can neither stall the async runtime nor exhaust memory. Each hash needs ~19 MiB of work
+//! Password hashing: Argon2id in PHC strings, run on a dedicated low-priority thread pool
+//! ([`super::hash_pool`]) so a login storm can neither stall the async runtime nor slow every
+//! other request, behind a semaphore that bounds the queue. Each hash needs ~19 MiB of work
 //! memory; it comes from a per-thread buffer that is reused, not from a fresh allocation, because
 //! the allocator keeps freed 19 MiB chunks in per-thread arenas and a login storm would otherwise
 //! grow the process to gigabytes. Unknown accounts are verified against a dummy hash so they take
@@ -15,6 +16,8 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
+use super::hash_pool::HashPool;
+
 /// The production parameters: at least OWASP's m=19456 KiB, t=2, p=1.
 pub const MEMORY_KIB: u32 = 19_456;
 pub const ITERATIONS: u32 = 2;
@@ -25,6 +28,7 @@ pub struct Hasher {
     params: Params,
     dummy: Arc<String>,
     permits: Arc<Semaphore>,
+    pool: Arc<HashPool>,
 }
 
 /// The outcome of a verification.
@@ -43,11 +47,13 @@ impl Hasher {
     pub fn with_params(m: u32, t: u32, p: u32) -> anyhow::Result<Self> {
         let params = Params::new(m, t, p, None).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
         let dummy = phc_hash(&params, b"dummy password for unknown accounts")?;
-        let slots = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             params,
             dummy: Arc::new(dummy),
-            permits: Arc::new(Semaphore::new(slots)),
+            // Bounds the queue (and the memory of waiting requests) in front of the pool.
+            permits: Arc::new(Semaphore::new(cores * 8)),
+            pool: Arc::new(HashPool::new(cores)?),
         })
     }
 
@@ -57,7 +63,8 @@ impl Hasher {
         let _permit = self.permits.acquire().await?;
         let params = self.params.clone();
         let password = password.clone();
-        tokio::task::spawn_blocking(move || phc_hash(&params, password.expose_secret().as_bytes()))
+        self.pool
+            .run(move || phc_hash(&params, password.expose_secret().as_bytes()))
             .await?
     }
 
@@ -74,26 +81,26 @@ impl Hasher {
         let stored = stored.map_or_else(|| self.dummy.as_str().to_owned(), str::to_owned);
         let password = password.clone();
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || {
-            let Ok(parsed) = PasswordHash::new(&stored) else {
-                return Verified {
-                    ok: false,
-                    needs_rehash: false,
+        self.pool
+            .run(move || {
+                let Ok(parsed) = PasswordHash::new(&stored) else {
+                    return Verified {
+                        ok: false,
+                        needs_rehash: false,
+                    };
                 };
-            };
-            let ok = phc_verify(&parsed, password.expose_secret().as_bytes());
-            Verified {
-                ok: ok && real,
-                needs_rehash: ok && real && !matches_params(&parsed, &params),
-            }
-        })
-        .await
-        .map_err(Into::into)
+                let ok = phc_verify(&parsed, password.expose_secret().as_bytes());
+                Verified {
+                    ok: ok && real,
+                    needs_rehash: ok && real && !matches_params(&parsed, &params),
+                }
+            })
+            .await
     }
 }
 
 thread_local! {
-    /// Argon2 work memory of this blocking thread, reused across hashes.
+    /// Argon2 work memory of this hashing thread, reused across hashes.
     static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
