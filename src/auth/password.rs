@@ -46,7 +46,12 @@ impl Hasher {
 
     pub fn with_params(m: u32, t: u32, p: u32) -> anyhow::Result<Self> {
         let params = Params::new(m, t, p, None).map_err(|e| anyhow::anyhow!("argon2: {e}"))?;
-        let dummy = phc_hash(&params, b"dummy password for unknown accounts")?;
+        // On a short-lived thread, so its 19 MiB of work memory is freed when it ends.
+        let dummy = std::thread::scope(|s| {
+            s.spawn(|| phc_hash(&params, b"dummy password for unknown accounts"))
+                .join()
+                .map_err(|_| anyhow::anyhow!("the dummy hash thread panicked"))
+        })??;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             params,

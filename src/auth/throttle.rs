@@ -72,17 +72,21 @@ impl Throttle {
         }
         let (ip_failures, ip_started, _) = bump(&mut conn, &ip_key(ip), now, now - window).await?;
         if ip_failures > i64::from(self.settings.ip_max_failures) {
+            // A refused attempt is not a failure: take the count back.
+            self.uncount(&mut conn, &ip_key(ip)).await?;
             return Ok(Admission::Refused((ip_started + window - now).max(1) as u64));
         }
         let (email_failures, _, locked_until) =
             bump(&mut conn, &email_key(email), now, now - lock).await?;
         if locked_until > now {
             // Locked by a concurrent attempt since the check above.
+            self.uncount(&mut conn, &ip_key(ip)).await?;
             return Ok(Admission::Refused((locked_until - now).max(1) as u64));
         }
         if email_failures > i64::from(self.settings.login_max_failures) {
             // Only reachable by parallel attempts racing past the limit: lock now.
             lock_email(&mut conn, email, now, lock).await?;
+            self.uncount(&mut conn, &ip_key(ip)).await?;
             return Ok(Admission::Refused(lock.max(1) as u64));
         }
         Ok(Admission::Proceed(Attempt { email_failures }))

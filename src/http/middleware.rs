@@ -56,6 +56,21 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
+/// Runs the rest of the request in its own task, so a client that disconnects cannot cancel a
+/// handler halfway: no throttle count left behind, no transaction abandoned mid-flight (sqlx's
+/// `begin` is not cancel-safe), no half-done work.
+pub async fn run_to_completion(req: Request, next: Next) -> Response {
+    let span = tracing::Span::current();
+    match tokio::spawn(next.run(req).instrument(span)).await {
+        Ok(response) => response,
+        Err(_) => problem_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "An unexpected error occurred.",
+        ),
+    }
+}
+
 /// Resolves the client's address and stores it as [`ClientIp`].
 pub async fn client_ip(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req

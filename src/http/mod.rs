@@ -58,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(middleware::request_id))
+                .layer(axum::middleware::from_fn(middleware::run_to_completion))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     middleware::security_headers,

@@ -515,3 +515,32 @@ async fn control_characters_are_client_errors_on_every_backend() {
         .as_u16();
     assert!(status == 200 || status == 400, "{status}");
 }
+
+#[tokio::test]
+async fn logins_abandoned_by_the_client_are_not_held_against_it() {
+    let app = spawn_app_with(&[("IMS_LOGIN_IP_MAX_FAILURES", "3")]).await;
+    let (_, email) = app.create_user(&[Role::Manager]).await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    for _ in 0..8 {
+        let sent = impatient
+            .post(app.url("/auth/login"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await;
+        // Either the client gave up, or the server refused at once because attempts already in
+        // flight fill the client's allowance.
+        if let Ok(r) = &sent {
+            assert_eq!(r.status(), 429);
+        }
+    }
+    // The server finished the admitted logins (they succeeded) and took the refused ones back, so
+    // nothing counts against this client.
+    let ok = eventually(Duration::from_secs(10), || async {
+        app.login(&email, PASSWORD).await.status() == 200
+    })
+    .await;
+    assert!(ok, "a correct login still works from this address");
+}
