@@ -1,6 +1,7 @@
 //! Schema migrations, embedded in the binary. Each migration has one SQL file per dialect under
-//! `migrations/<dialect>/`; they are applied in order, each in its own transaction, and recorded with
-//! a checksum in `ims_migrations` so an edited migration is detected instead of silently skipped.
+//! `migrations/<dialect>/`, or one under `migrations/common/` when the dialects agree; they are
+//! applied in order, each in its own transaction, and recorded with a checksum in
+//! `ims_migrations` so an edited migration is detected instead of silently skipped.
 //! On PostgreSQL an advisory lock keeps two instances starting at once from racing.
 
 use ring::digest;
@@ -25,8 +26,9 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 2,
         name: "one-time codes, reset tokens, outbox",
-        sqlite: include_str!("../../migrations/sqlite/0002_codes_and_outbox.sql"),
-        postgres: include_str!("../../migrations/postgres/0002_codes_and_outbox.sql"),
+        // The same SQL serves both dialects.
+        sqlite: include_str!("../../migrations/common/0002_codes_and_outbox.sql"),
+        postgres: include_str!("../../migrations/common/0002_codes_and_outbox.sql"),
     },
 ];
 

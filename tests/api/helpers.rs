@@ -322,3 +322,20 @@ where
     }
     false
 }
+
+/// Every maximal run of exactly six ASCII digits (a one-time code looks like this).
+pub fn six_digit_runs(text: &str) -> Vec<String> {
+    let mut runs = Vec::new();
+    let mut current = String::new();
+    for c in text.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_digit() {
+            current.push(c);
+        } else {
+            if current.len() == 6 {
+                runs.push(current.clone());
+            }
+            current.clear();
+        }
+    }
+    runs
+}

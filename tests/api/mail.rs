@@ -25,7 +25,9 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{eventually, is_postgres, spawn_app, spawn_app_with, TestDb, PASSWORD};
+use crate::helpers::{
+    eventually, is_postgres, six_digit_runs, spawn_app, spawn_app_with, TestDb, PASSWORD,
+};
 
 /// The password users choose in a reset.
 const NEW_PASSWORD: &str = "Saffron-Glacier-Anvil-7364?";
@@ -415,23 +417,6 @@ fn decode_quoted_printable(body: &str) -> String {
         }
     }
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Every maximal run of exactly six ASCII digits.
-fn six_digit_runs(text: &str) -> Vec<String> {
-    let mut runs = Vec::new();
-    let mut current = String::new();
-    for c in text.chars().chain(std::iter::once(' ')) {
-        if c.is_ascii_digit() {
-            current.push(c);
-        } else {
-            if current.len() == 6 {
-                runs.push(current.clone());
-            }
-            current.clear();
-        }
-    }
-    runs
 }
 
 /// Asserts one mail per recipient in `emails` and nothing else, with distinct Message-IDs; returns
