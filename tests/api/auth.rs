@@ -544,3 +544,19 @@ async fn logins_abandoned_by_the_client_are_not_held_against_it() {
     .await;
     assert!(ok, "a correct login still works from this address");
 }
+
+#[tokio::test]
+async fn bodies_must_be_json_objects() {
+    let app = spawn_app().await;
+    let (_, email) = app.create_user(&[Role::Manager]).await;
+    for body in [json!([email, PASSWORD]), json!("text"), json!(42)] {
+        let r = app
+            .client
+            .post(app.url("/auth/login"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(r, 400, "invalid_body").await;
+    }
+}
