@@ -56,6 +56,11 @@ impl<'a> Event<'a> {
         self.actor_id = Some(id);
         self
     }
+    /// The actor when there is one (an admin), none for the CLI or the system.
+    pub fn actor_opt(mut self, id: Option<&'a str>) -> Self {
+        self.actor_id = id;
+        self
+    }
     pub fn subject(mut self, id: &'a str) -> Self {
         self.subject_id = Some(id);
         self

@@ -257,7 +257,7 @@ pub async fn revoke(
     revocation::session_revoked(tx, user_id, session_id).await
 }
 
-/// Revokes every session of the user, except `keep` if given; returns how many were revoked.
+/// Revokes every session of the user, except `keep` if given; returns the revoked sessions' ids.
 /// Access tokens are cut off by the caller bumping the user's auth version
 /// ([`revocation::user_changed`]) when all sessions go, or per session otherwise.
 pub async fn revoke_all(
@@ -265,21 +265,21 @@ pub async fn revoke_all(
     user_id: &str,
     keep: Option<&str>,
     reason: &str,
-) -> Result<u64, sqlx::Error> {
+) -> Result<Vec<String>, sqlx::Error> {
     let sessions: Vec<(String,)> =
         sqlx::query_as("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
             .bind(user_id)
             .fetch_all(&mut **tx)
             .await?;
-    let mut count = 0;
+    let mut revoked = Vec::with_capacity(sessions.len());
     for (id,) in sessions {
         if Some(id.as_str()) == keep {
             continue;
         }
         revoke(tx, user_id, &id, reason).await?;
-        count += 1;
+        revoked.push(id);
     }
-    Ok(count)
+    Ok(revoked)
 }
 
 /// Deletes sessions that can no longer be used.

@@ -5,8 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{get, patch, post};
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,14 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::access::{route, Route, ADMIN};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::{ApiJson, ApiQuery, ClientIp, Identity};
+use super::paging::{decode_cursor, encode_cursor, limit};
 use crate::app::AppState;
 use crate::auth::audit::{self, AuditEntry};
 use crate::auth::roles::Role;
 use crate::users::accounts::{self, Actor, NewAccount, Patch};
 use crate::users::{self, AdminUserView, UserView};
-
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 200;
 
 pub fn routes() -> Vec<Route> {
     vec![
@@ -63,30 +59,6 @@ pub struct PageQuery {
 pub struct UserPage {
     pub items: Vec<AdminUserView>,
     pub next_cursor: Option<String>,
-}
-
-fn limit(raw: Option<i64>) -> ApiResult<i64> {
-    match raw {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::bad_request(
-            "invalid_query",
-            "limit must be between 1 and 200.",
-        )),
-    }
-}
-
-fn decode_cursor(raw: &str) -> ApiResult<String> {
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .filter(|s| s.len() <= 64)
-        .ok_or_else(|| ApiError::bad_request("invalid_cursor", "The cursor is not valid."))
-}
-
-fn encode_cursor(value: &str) -> String {
-    URL_SAFE_NO_PAD.encode(value)
 }
 
 fn valid_id(id: &str) -> ApiResult<()> {

@@ -383,9 +383,7 @@ pub async fn logout(
     let target = match refresh {
         Some(token) => sessions::find(&mut tx, &token).await?,
         None if headers.contains_key(header::AUTHORIZATION) => {
-            let mut req = axum::http::Request::new(axum::body::Body::empty());
-            *req.headers_mut() = headers.clone();
-            let identity = super::access::authenticate(&state, &req)?;
+            let identity = super::access::authenticate(&state, &headers)?;
             Some((identity.session_id, identity.user_id))
         }
         None => {

@@ -55,16 +55,7 @@ pub async fn list_failed(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<FailedQuery>,
 ) -> ApiResult<Json<FailedPage>> {
-    let limit = match q.limit {
-        None => 50,
-        Some(n) if (1..=200).contains(&n) => n,
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                "limit must be between 1 and 200.",
-            ))
-        }
-    };
+    let limit = super::paging::limit(q.limit)?;
     if q.cursor.as_ref().is_some_and(|c| c.len() > 64) {
         return Err(ApiError::bad_request(
             "invalid_cursor",

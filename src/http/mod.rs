@@ -10,6 +10,7 @@ pub mod mail_routes;
 pub mod middleware;
 pub mod openapi;
 pub mod ops_routes;
+pub mod paging;
 pub mod recovery_routes;
 
 use std::time::Duration;

@@ -311,7 +311,7 @@ pub async fn reset_password(
         Event::new(kind::PASSWORD_RESET)
             .subject(&user.id)
             .ip(Some(&ip.text()))
-            .detail(serde_json::json!({ "sessions_revoked": revoked })),
+            .detail(serde_json::json!({ "sessions_revoked": revoked.len() })),
     )
     .await?;
     state.notifier.send_password_changed(&mut tx, &user).await?;
@@ -392,14 +392,14 @@ pub async fn change_password(
             .actor(&user.id)
             .subject(&user.id)
             .ip(Some(&ip))
-            .detail(serde_json::json!({ "other_sessions_revoked": revoked })),
+            .detail(serde_json::json!({ "other_sessions_revoked": revoked.len() })),
     )
     .await?;
     state.notifier.send_password_changed(&mut tx, &user).await?;
     tx.commit().await?;
     // Apply the session revocations here at once (other instances poll).
-    if let Err(e) = state.revocations.poll(&state.db).await {
-        tracing::warn!(error = %crate::db::describe(&e), "revocation refresh after a password change failed");
+    for session_id in &revoked {
+        state.revocations.note_session(session_id);
     }
     state.notifier.wake.notify_one();
     Ok(StatusCode::NO_CONTENT)

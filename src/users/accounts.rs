@@ -134,16 +134,14 @@ pub async fn create(
         Err(e) if db::is_unique_violation(&e) => return Err(AccountError::DuplicateEmail),
         other => other?,
     };
-    let mut event = Event::new(kind::USER_CREATED)
+    let event = Event::new(kind::USER_CREATED)
+        .actor_opt(actor.id)
         .subject(&id)
         .ip(actor.ip)
         .detail(serde_json::json!({
             "roles": roles, "password_set": hash.is_some(), "email_verified": new.email_verified,
             "via": if actor.id.is_some() { "admin_api" } else { "cli" },
         }));
-    if let Some(a) = actor.id {
-        event = event.actor(a);
-    }
     audit::record(&mut *tx, event).await?;
     let user = by_id(&mut *tx, &id).await?.ok_or(AccountError::NotFound)?;
     if let Some(notifier) = notifier {
@@ -221,7 +219,7 @@ pub async fn update(
             let revoked = sessions::revoke_all(&mut tx, id, None, "account disabled").await?;
             events.push((
                 kind::USER_DISABLED,
-                serde_json::json!({"sessions_revoked": revoked}),
+                serde_json::json!({"sessions_revoked": revoked.len()}),
             ));
         } else {
             events.push((kind::USER_ENABLED, serde_json::json!({})));
@@ -238,10 +236,11 @@ pub async fn update(
         None
     };
     for (kind, detail) in events {
-        let mut e = Event::new(kind).subject(id).ip(actor.ip).detail(detail);
-        if let Some(a) = actor.id {
-            e = e.actor(a);
-        }
+        let e = Event::new(kind)
+            .actor_opt(actor.id)
+            .subject(id)
+            .ip(actor.ip)
+            .detail(detail);
         audit::record(&mut *tx, e).await?;
     }
     tx.commit().await?;
@@ -262,13 +261,11 @@ pub async fn revoke_sessions(
     by_id(&mut *tx, id).await?.ok_or(AccountError::NotFound)?;
     let revoked = sessions::revoke_all(&mut tx, id, None, "revoked by admin").await?;
     let version = revocation::user_changed(&mut tx, id).await?;
-    let mut e = Event::new(kind::SESSIONS_REVOKED)
+    let e = Event::new(kind::SESSIONS_REVOKED)
+        .actor_opt(actor.id)
         .subject(id)
         .ip(actor.ip)
-        .detail(serde_json::json!({"sessions_revoked": revoked}));
-    if let Some(a) = actor.id {
-        e = e.actor(a);
-    }
+        .detail(serde_json::json!({"sessions_revoked": revoked.len()}));
     audit::record(&mut *tx, e).await?;
     tx.commit().await?;
     revocations.note_user(id, version);
@@ -285,13 +282,11 @@ pub async fn unlock(
     let mut tx = db.begin_write().await?;
     let user = by_id(&mut *tx, id).await?.ok_or(AccountError::NotFound)?;
     let was_locked = throttle.clear(&mut *tx, &user.email).await?;
-    let mut e = Event::new(kind::LOGIN_UNLOCKED)
+    let e = Event::new(kind::LOGIN_UNLOCKED)
+        .actor_opt(actor.id)
         .subject(id)
         .ip(actor.ip)
         .detail(serde_json::json!({"had_failures": was_locked}));
-    if let Some(a) = actor.id {
-        e = e.actor(a);
-    }
     audit::record(&mut *tx, e).await?;
     tx.commit().await?;
     Ok(())

@@ -40,7 +40,7 @@ fn temp_dir(label: &str) -> PathBuf {
 
 /// The `ims` binary with no inherited `IMS_*` variable, `RUST_LOG=info`, no colours, all three
 /// standard streams piped, killed if the test drops it.
-fn ims_command() -> Command {
+pub(crate) fn ims_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
     for (key, _) in std::env::vars_os() {
         if key.to_string_lossy().starts_with("IMS_") {
@@ -152,7 +152,7 @@ fn strip_ansi(line: &str) -> String {
 }
 
 /// The address of the `ims listening addr=…` log line, in text or JSON format.
-fn listening_addr(line: &str) -> Option<String> {
+pub(crate) fn listening_addr(line: &str) -> Option<String> {
     if let Ok(v) = serde_json::from_str::<Value>(line) {
         if v["fields"]["message"] == "ims listening" {
             return v["fields"]["addr"].as_str().map(str::to_owned);

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::cli::{ims_command, listening_addr};
 use crate::helpers::{
     eventually, is_postgres, six_digit_runs, spawn_app, spawn_app_with, TestDb, PASSWORD,
 };
@@ -583,23 +584,6 @@ async fn verify(client: &reqwest::Client, base: &str, email: &str, code: &str) -
 
 // --- `ims serve` as a child process -----------------------------------------------------------
 
-/// The `ims` binary with no inherited `IMS_*` variable, piped, killed if the test drops it.
-fn ims_command() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("IMS_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    cmd
-}
-
 /// [`ims_command`] on the test database and its data directory (keys, OTP pepper), port 0.
 fn ims_on(db: &TestDb, settings: &[(&str, &str)]) -> Command {
     let mut cmd = ims_command();
@@ -634,34 +618,6 @@ async fn cli_user(db: &TestDb, email: &str) {
         "users create: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Removes ANSI escape sequences.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The address of the `ims listening addr=…` log line.
-fn listening_addr(line: &str) -> Option<String> {
-    let line = strip_ansi(line);
-    if !line.contains("ims listening") {
-        return None;
-    }
-    let rest = &line[line.find("addr=")? + "addr=".len()..];
-    Some(rest.split_whitespace().next()?.trim_matches('"').to_owned())
 }
 
 /// A running `ims serve`.
