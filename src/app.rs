@@ -20,11 +20,15 @@ use crate::auth::throttle::Throttle;
 use crate::auth::tokens::Tokens;
 use crate::config::Config;
 use crate::db::{migrate, Db};
+use crate::events::channel::AlertsChannel;
+use crate::events::Queue;
 use crate::mail::notify::Notifier;
 use crate::mail::outbox::Sealer;
 use crate::mail::worker::Sender;
 use crate::mail::Transport;
 use crate::metrics::Metrics;
+use crate::production::calendar::FactoryClock;
+use crate::storage::Storage;
 use crate::users::cache::UserCache;
 use crate::workers;
 
@@ -45,6 +49,13 @@ pub struct Services {
     pub notifier: Notifier,
     pub mail_transport: Arc<dyn Transport>,
     pub mail_sender: Sender,
+    /// The factory calendar (shifts and work dates in factory local time).
+    pub clock: FactoryClock,
+    pub storage: Arc<dyn Storage>,
+    pub queue: Arc<dyn Queue>,
+    pub alerts_channel: Arc<dyn AlertsChannel>,
+    /// Wakes the event consumer when something was queued.
+    pub events_wake: tokio::sync::Notify,
 }
 
 #[derive(Clone)]
@@ -138,7 +149,16 @@ impl App {
                 .public_url
                 .host_str()
                 .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
+        crate::production::reasons::seed(&db).await?;
+        let storage = crate::storage::from_url(&config.storage_url)?;
+        let queue = crate::events::queue(&config, &db)?;
+        let alerts_channel = crate::events::channel::from_config(&config)?;
         let state = AppState(Arc::new(Services {
+            clock: FactoryClock::new(config.factory_offset),
+            storage,
+            queue,
+            alerts_channel,
+            events_wake: tokio::sync::Notify::new(),
             hasher: Hasher::new()?,
             tokens,
             revocations: Revocations::new(config.auth.access_token_ttl),

@@ -1,4 +1,4 @@
-//! The command line: `serve`, `migrate`, `users create`, `check-config` and `keys generate`.
+//! The command line: `serve`, `migrate`, `users create`, `check-config`, `keys generate` and `demo`.
 //! Each command reads the configuration from the environment, does one thing, and maps failures to
 //! a clear message on stderr and a non-zero exit.
 
@@ -44,7 +44,31 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Load a demo electronics factory into a database without production data: lines, products,
+    /// orders, a history of output and stops, this week's schedule, a shift under way, and one
+    /// user per role (their passwords are printed once). Exits with status 3 when the database
+    /// already has production data.
+    Demo {
+        /// Production lines (1 to 50).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+        lines: u16,
+        /// Days of history before today (0 to 1000).
+        #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u16).range(0..=1000))]
+        days: u16,
+        /// Minutes between two output reports of a running line (1 to 240).
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=240))]
+        report_every_minutes: u16,
+        /// Do not create the demo users.
+        #[arg(long)]
+        no_users: bool,
+        /// Seed of the generator: the same seed gives the same factory.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
+
+/// Exit status of `ims demo` when the database already has production data.
+const DEMO_NOT_EMPTY: u8 = 3;
 
 #[derive(Subcommand)]
 enum UsersCommand {
@@ -111,6 +135,22 @@ pub async fn run() -> ExitCode {
         Command::Keys {
             command: KeysCommand::Generate { activate_in },
         } => generate_keys(&config, activate_in),
+        Command::Demo {
+            lines,
+            days,
+            report_every_minutes,
+            no_users,
+            seed,
+        } => {
+            let spec = crate::production::demo::Spec {
+                lines: usize::from(lines),
+                days: i64::from(days),
+                report_every_minutes: i64::from(report_every_minutes),
+                with_users: !no_users,
+                seed,
+            };
+            return demo(&config, &spec).await;
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,6 +239,55 @@ async fn create_user(
     db.close().await;
     let user = user?;
     println!("{}", user.id);
+    Ok(())
+}
+
+async fn demo(config: &Config, spec: &crate::production::demo::Spec) -> ExitCode {
+    match load_demo(config, spec).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<crate::production::demo::NotEmpty>() => {
+            eprintln!("error: {e}");
+            ExitCode::from(DEMO_NOT_EMPTY)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn load_demo(config: &Config, spec: &crate::production::demo::Spec) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    let db = open_database(config).await?;
+    let hasher = crate::auth::password::Hasher::new()?;
+    let clock = crate::production::calendar::FactoryClock::new(config.factory_offset);
+    let summary = crate::production::demo::load(&db, &hasher, clock, spec).await;
+    db.close().await;
+    let s = summary?;
+    println!(
+        "Demo factory loaded in {:.1} s: {} lines, {} products, {} orders, {} work orders, \
+         {} work order events, {} output reports, {} stops, {} alert rules.",
+        started.elapsed().as_secs_f64(),
+        s.lines,
+        s.products,
+        s.orders,
+        s.work_orders,
+        s.work_order_events,
+        s.output_reports,
+        s.downtimes,
+        s.alert_rules
+    );
+    if !s.users.is_empty() {
+        println!("Demo users (these passwords are shown only now and stored nowhere in clear):");
+        for u in &s.users {
+            println!(
+                "  {:<12} {:<22} {}",
+                u.role.as_str(),
+                u.email,
+                u.password.expose_secret()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -46,6 +46,7 @@ const KNOWN_VARS: &[&str] = &[
     "IMS_LOGIN_IP_MAX_FAILURES",
     "IMS_LOGIN_IP_WINDOW",
     "IMS_CODE_REQUESTS_PER_CLIENT",
+    "IMS_FACTORY_UTC_OFFSET",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -212,6 +213,8 @@ pub struct Config {
     pub smtp_url: Option<Url>,
     pub mail_from: String,
     pub storage_url: String,
+    /// The factory's local time as an offset from UTC: shifts and work dates are in this time.
+    pub factory_offset: time::UtcOffset,
     pub queue_url: Option<String>,
     pub alerts_topic_arn: Option<String>,
     pub aws_endpoint_url: Option<Url>,
@@ -286,6 +289,7 @@ impl Config {
             }
             None => format!("file://{}", data_dir.join("documents").display()),
         };
+        let factory_offset = parse_offset(get("IMS_FACTORY_UTC_OFFSET").unwrap_or("+00:00"))?;
         let oidc_issuer = get("IMS_OIDC_ISSUER")
             .map(|u| parse_http_url("IMS_OIDC_ISSUER", u))
             .transpose()?;
@@ -313,6 +317,7 @@ impl Config {
                 .unwrap_or("IMS <no-reply@localhost>")
                 .to_owned(),
             storage_url,
+            factory_offset,
             queue_url: get("IMS_QUEUE_URL").map(str::to_owned),
             alerts_topic_arn: get("IMS_ALERTS_TOPIC_ARN").map(str::to_owned),
             aws_endpoint_url: get("IMS_AWS_ENDPOINT_URL")
@@ -385,6 +390,10 @@ impl Config {
             format!("IMS_SMTP_URL={}", opt_url(&self.smtp_url)),
             format!("IMS_MAIL_FROM={}", self.mail_from),
             format!("IMS_STORAGE_URL={}", self.storage_url),
+            format!(
+                "IMS_FACTORY_UTC_OFFSET={}",
+                format_offset(self.factory_offset)
+            ),
             format!("IMS_QUEUE_URL={}", opt(&self.queue_url)),
             format!("IMS_ALERTS_TOPIC_ARN={}", opt(&self.alerts_topic_arn)),
             format!("IMS_AWS_ENDPOINT_URL={}", opt_url(&self.aws_endpoint_url)),
@@ -651,6 +660,36 @@ fn auth_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<AuthSetti
     Ok(settings)
 }
 
+fn parse_offset(text: &str) -> Result<time::UtcOffset, ConfigError> {
+    let bad = || {
+        invalid(
+            "IMS_FACTORY_UTC_OFFSET",
+            "expected an offset such as +07:00, -05:00 or +00:00",
+        )
+    };
+    let (sign, rest) = match text.split_at_checked(1) {
+        Some(("+", rest)) => (1, rest),
+        Some(("-", rest)) => (-1, rest),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    if h.len() != 2 || m.len() != 2 {
+        return Err(bad());
+    }
+    let hours: i8 = h.parse().map_err(|_| bad())?;
+    let minutes: i8 = m.parse().map_err(|_| bad())?;
+    if hours > 14 || minutes > 59 {
+        return Err(bad());
+    }
+    time::UtcOffset::from_hms(sign * hours, sign * minutes, 0).map_err(|_| bad())
+}
+
+fn format_offset(offset: time::UtcOffset) -> String {
+    let (h, m, _) = offset.as_hms();
+    let sign = if h < 0 || m < 0 { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", h.abs(), m.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -716,5 +755,16 @@ mod tests {
         assert_eq!(parse_duration("X", "45").unwrap().as_secs(), 45);
         assert!(parse_duration("X", "0").is_err());
         assert!(parse_duration("X", "m").is_err());
+    }
+
+    #[test]
+    fn factory_offset_is_parsed_strictly() {
+        let ok = |v: &str| parse_offset(v).map(format_offset).ok();
+        assert_eq!(ok("+07:00").as_deref(), Some("+07:00"));
+        assert_eq!(ok("-05:30").as_deref(), Some("-05:30"));
+        assert_eq!(ok("+00:00").as_deref(), Some("+00:00"));
+        for bad in ["7", "+7:00", "+15:00", "+07:60", "07:00", "+07:0x", ""] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
     }
 }

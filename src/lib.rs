@@ -13,11 +13,14 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod http;
 pub mod logging;
 pub mod mail;
 pub mod metrics;
+pub mod production;
 pub mod secrets;
+pub mod storage;
 pub mod users;
 pub mod workers;
 

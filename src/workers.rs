@@ -1,6 +1,8 @@
 //! Background workers of `ims serve`: the revocation-feed poller (every second), the outbox worker
-//! (mail and code requests, see [`crate::mail::worker`]) and housekeeping (expired sessions,
-//! throttle counters, feed rows and delivered mail, every ten minutes). Each stops when the
+//! (mail, code requests, events and alerts, see [`crate::mail::worker`]), the event consumer
+//! ([`crate::events::consumer`]) and housekeeping (expired sessions,
+//! throttle counters, feed rows and delivered mail, and yesterday's production reports, every ten
+//! minutes). Each stops when the
 //! shutdown signal flips; a failing round is logged and retried on the next tick, so a database
 //! outage pauses them without killing them.
 
@@ -38,6 +40,11 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
             for e in results.into_iter().filter_map(Result::err) {
                 tracing::warn!(error = %crate::db::describe(&e), "housekeeping failed");
             }
+            match crate::production::reports::daily(&state).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(reports = n, "daily production reports written"),
+                Err(e) => tracing::warn!(error = %e, "daily production reports failed"),
+            }
         }
     }));
     let mail = tokio::spawn(crate::mail::worker::run(
@@ -46,7 +53,8 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
         state.mail_sender.clone(),
         stop.clone(),
     ));
-    vec![poller, housekeeping, mail]
+    let events = tokio::spawn(crate::events::consumer::run(state.clone(), stop.clone()));
+    vec![poller, housekeeping, mail, events]
 }
 
 async fn every<F, Fut>(period: Duration, mut stop: watch::Receiver<bool>, mut round: F)

@@ -30,6 +30,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/common/0002_codes_and_outbox.sql"),
         postgres: include_str!("../../migrations/common/0002_codes_and_outbox.sql"),
     },
+    Migration {
+        version: 3,
+        name: "production: lines, orders, work orders, execution, documents, alerts, queue",
+        sqlite: include_str!("../../migrations/common/0003_production.sql"),
+        postgres: include_str!("../../migrations/common/0003_production.sql"),
+    },
 ];
 
 /// An arbitrary constant naming IMS's migration lock in `pg_advisory_lock`.

@@ -13,7 +13,10 @@ use axum::Router;
 
 use super::error::ApiError;
 use super::extract::Identity;
-use super::{admin_routes, auth_routes, mail_routes, ops_routes, recovery_routes};
+use super::{
+    admin_routes, auth_routes, document_routes, kpi_routes, line_routes, mail_routes, ops_routes,
+    order_routes, recovery_routes, work_order_routes,
+};
 use crate::app::AppState;
 use crate::auth::roles::Role;
 
@@ -28,6 +31,10 @@ pub enum Access {
 
 pub const ANY_ROLE: Access = Access::Roles(&[Role::Admin, Role::Manager, Role::LineLeader]);
 pub const ADMIN: Access = Access::Roles(&[Role::Admin]);
+pub const MANAGER: Access = Access::Roles(&[Role::Manager]);
+pub const LEADER: Access = Access::Roles(&[Role::LineLeader]);
+/// Object-level checks in the handler narrow a leader to their own lines.
+pub const FLOOR: Access = Access::Roles(&[Role::Manager, Role::LineLeader]);
 
 pub struct Route {
     pub method: Method,
@@ -57,6 +64,11 @@ pub fn table() -> Vec<Route> {
     routes.extend(recovery_routes::routes());
     routes.extend(admin_routes::routes());
     routes.extend(mail_routes::routes());
+    routes.extend(line_routes::routes());
+    routes.extend(order_routes::routes());
+    routes.extend(work_order_routes::routes());
+    routes.extend(kpi_routes::routes());
+    routes.extend(document_routes::routes());
     routes
 }
 

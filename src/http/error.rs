@@ -166,6 +166,25 @@ impl From<AccountError> for ApiError {
     }
 }
 
+impl From<crate::production::ProdError> for ApiError {
+    fn from(err: crate::production::ProdError) -> Self {
+        use crate::production::ProdError as E;
+        match err {
+            E::NotFound => Self::not_found(),
+            E::Invalid(code, detail) => Self::unprocessable(code, detail),
+            E::Conflict(code, detail) => Self::conflict(code, detail),
+            E::Stale(current) => Self::conflict(
+                "stale_version",
+                format!(
+                    "It was changed by someone else (now version {current}); reload and try again."
+                ),
+            ),
+            E::Database(e) => e.into(),
+            E::Other(e) => e.into(),
+        }
+    }
+}
+
 /// Builds a problem response for any status (also used for errors raised outside handlers).
 pub fn problem_response(status: StatusCode, code: &str, detail: &str) -> Response {
     let body = Problem {

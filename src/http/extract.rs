@@ -208,6 +208,13 @@ pub struct Identity {
     pub session_id: String,
 }
 
+impl Identity {
+    /// Who is asking, for production visibility rules.
+    pub fn viewer(&self) -> crate::production::Viewer {
+        crate::production::Viewer::new(&self.user_id, &self.roles)
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Identity {
     type Rejection = ApiError;
 
@@ -218,4 +225,56 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("unauthenticated", "Sign in to use this route."))
     }
+}
+
+/// The `If-Match` header as a version: `"3"`, `W/"3"` or `3`; `*` or no header is `None`.
+/// Responses carry the version as `ETag: "3"`.
+pub struct IfMatch(pub Option<i64>);
+
+impl IfMatch {
+    /// For routes where a blind overwrite is never right: no `If-Match` is `428`.
+    pub fn required(&self) -> Result<i64, ApiError> {
+        self.0.ok_or_else(|| {
+            ApiError::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                "if_match_required",
+                "Send If-Match with the version (ETag) you read.",
+            )
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
+            return Ok(Self(None));
+        };
+        let text = value.to_str().unwrap_or("").trim();
+        if text == "*" {
+            return Ok(Self(None));
+        }
+        let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+        bare.parse::<i64>()
+            .ok()
+            .filter(|v| *v > 0)
+            .map(|v| Self(Some(v)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_if_match",
+                    "If-Match must be an ETag such as \"3\".",
+                )
+            })
+    }
+}
+
+/// A JSON body with its version as the `ETag`.
+pub fn tagged<T: serde::Serialize>(version: i64, body: T) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = axum::Json(body).into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(axum::http::header::ETAG, v);
+    }
+    response
 }

@@ -4,14 +4,19 @@
 pub mod access;
 pub mod admin_routes;
 pub mod auth_routes;
+pub mod document_routes;
 pub mod error;
 pub mod extract;
+pub mod kpi_routes;
+pub mod line_routes;
 pub mod mail_routes;
 pub mod middleware;
 pub mod openapi;
 pub mod ops_routes;
+pub mod order_routes;
 pub mod paging;
 pub mod recovery_routes;
+pub mod work_order_routes;
 
 use std::time::Duration;
 

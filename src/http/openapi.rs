@@ -4,7 +4,10 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_routes, auth_routes, error, mail_routes, ops_routes, recovery_routes};
+use super::{
+    admin_routes, auth_routes, document_routes, error, kpi_routes, line_routes, mail_routes,
+    ops_routes, order_routes, recovery_routes, work_order_routes,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +24,24 @@ use super::{admin_routes, auth_routes, error, mail_routes, ops_routes, recovery_
         recovery_routes::verify_otp, recovery_routes::reset_password,
         recovery_routes::change_password,
         mail_routes::list_failed, mail_routes::retry,
+        line_routes::list_lines, line_routes::create_line, line_routes::get_line,
+        line_routes::update_line, line_routes::set_leaders,
+        line_routes::list_products, line_routes::create_product, line_routes::get_product,
+        line_routes::update_product,
+        line_routes::list_reasons, line_routes::create_reason, line_routes::update_reason,
+        order_routes::list_orders, order_routes::create_order, order_routes::get_order,
+        order_routes::update_order, order_routes::cancel_order, order_routes::publish,
+        work_order_routes::list, work_order_routes::create, work_order_routes::get_one,
+        work_order_routes::reschedule, work_order_routes::cancel, work_order_routes::history,
+        work_order_routes::tasks, work_order_routes::start, work_order_routes::pause,
+        work_order_routes::resume, work_order_routes::output, work_order_routes::downtime,
+        work_order_routes::complete,
+        kpi_routes::line_kpi, kpi_routes::summary, kpi_routes::pareto,
+        kpi_routes::list_alerts, kpi_routes::acknowledge, kpi_routes::list_rules,
+        kpi_routes::create_rule, kpi_routes::update_rule, kpi_routes::delete_rule,
+        kpi_routes::make_report,
+        document_routes::upload, document_routes::list, document_routes::metadata,
+        document_routes::content, document_routes::remove,
     ),
     components(schemas(error::Problem)),
     modifiers(&BearerAuth),
@@ -28,6 +49,10 @@ use super::{admin_routes, auth_routes, error, mail_routes, ops_routes, recovery_
         (name = "auth", description = "Sign-in, tokens and sessions"),
         (name = "admin", description = "Users and audit (ADMIN)"),
         (name = "ops", description = "Health, metrics and documentation"),
+        (name = "production", description = "Lines, products, reasons, orders and the schedule (MANAGER)"),
+        (name = "shop floor", description = "A line leader's tasks and their execution (LINE_LEADER of the line)"),
+        (name = "monitoring", description = "OEE, the factory's day, downtime Pareto, alerts and reports (MANAGER)"),
+        (name = "documents", description = "Work instructions, BOMs and reports attached to lines, orders and work orders"),
     )
 )]
 pub struct ApiDoc;

@@ -44,6 +44,16 @@ impl Notifier {
         Ok(())
     }
 
+    /// Queues a notice (no secret inside) to one address.
+    pub async fn send_notice(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        to: &str,
+        r: Rendered,
+    ) -> anyhow::Result<()> {
+        self.queue(tx, to, r).await
+    }
+
     /// Issues a code (replacing the previous one) and queues the mail carrying it.
     pub async fn send_code(
         &self,

@@ -151,6 +151,59 @@ pub fn account_locked(name: &str, lock_minutes: u64, public_url: &Url) -> Render
     }
 }
 
+/// An alert raised by a manager's rule.
+pub fn alert(name: &str, message: &str, public_url: &Url) -> Rendered {
+    let subject = format!(
+        "IMS alert: {}",
+        message.chars().take(120).collect::<String>()
+    );
+    Rendered {
+        template: "alert",
+        subject: subject.clone(),
+        text: format!("Hello {name},\n\n{message}\n\nSee the dashboard: {public_url}\n"),
+        html: page(
+            &subject,
+            &[
+                format!("Hello {},", escape(name)),
+                escape(message),
+                format!(
+                    "<a href=\"{}\">Open the dashboard</a>",
+                    escape(public_url.as_str())
+                ),
+            ],
+        ),
+    }
+}
+
+/// A line leader's tasks after the planner published a schedule; one line per task.
+pub fn tasks_published(name: &str, period: &str, tasks: &[String], public_url: &Url) -> Rendered {
+    let subject = format!("Your production tasks for {period}");
+    let list = tasks
+        .iter()
+        .map(|t| format!("- {t}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut paragraphs = vec![
+        format!("Hello {},", escape(name)),
+        escape(&format!(
+            "The schedule for {period} was published. Your tasks:"
+        )),
+    ];
+    paragraphs.extend(tasks.iter().map(|t| escape(t)));
+    paragraphs.push(format!(
+        "<a href=\"{}\">Open your tasks</a>",
+        escape(public_url.as_str())
+    ));
+    Rendered {
+        template: "tasks_published",
+        subject: subject.clone(),
+        text: format!(
+            "Hello {name},\n\nThe schedule for {period} was published. Your tasks:\n{list}\n\nOpen your tasks: {public_url}\n"
+        ),
+        html: page(&subject, &paragraphs),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

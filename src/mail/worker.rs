@@ -79,6 +79,9 @@ async fn handle(state: &AppState, transport: &dyn Transport, sender: &Sender, ro
     let outcome = match row.kind.as_str() {
         outbox::KIND_CODE_REQUEST => fulfil(state, &row).await,
         outbox::KIND_MAIL => deliver(state, transport, sender, &row).await,
+        crate::events::KIND_EVENT | crate::events::KIND_ALERT => {
+            crate::events::relay(state, &row).await
+        }
         other => Err(crate::mail::SendError::permanent(format!(
             "unknown outbox kind {other}"
         ))),

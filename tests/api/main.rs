@@ -9,4 +9,5 @@ mod cli;
 mod edge;
 mod helpers;
 mod mail;
+mod production;
 mod recovery;

@@ -1,0 +1,404 @@
+//! Shop-floor execution by a line's leaders: start, pause (with a downtime reason, which opens a
+//! stop), resume (which closes it), report output (good and scrap with a scrap reason), report a
+//! stop after the fact, and complete. Each action is one transaction that checks the state
+//! machine and the version, writes the change, appends to the history, and queues an execution
+//! event through the outbox — so an event exists exactly when the change does.
+
+use serde::Deserialize;
+use sqlx::{Any, Transaction};
+use utoipa::ToSchema;
+
+use super::work_orders::{self, illegal, Action, Status, WorkOrder};
+use super::{
+    calendar::{format_date, FactoryClock},
+    conflict, invalid, lines, new_id, quantity, reasons, ProdError, ProdResult, Viewer,
+};
+use crate::db::Db;
+use crate::events::{self, Event};
+
+/// Who acts, and the version they acted on (`If-Match`), if they said.
+pub struct Act<'a> {
+    pub user_id: &'a str,
+    pub expected: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseBody {
+    /// A downtime reason code.
+    pub reason_code: String,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputBody {
+    pub good: i64,
+    pub scrap: i64,
+    /// Required when scrap > 0: a scrap reason code.
+    pub scrap_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DowntimeBody {
+    pub reason_code: String,
+    /// RFC 3339
+    pub start: String,
+    /// RFC 3339, after `start` and not in the future.
+    pub end: String,
+    pub note: Option<String>,
+}
+
+/// Allowed clock skew between a tablet and the server for "not in the future".
+const SKEW_SECS: i64 = 120;
+/// How far back a stop may be reported.
+const MAX_BACKDATE_SECS: i64 = 7 * 24 * 3600;
+
+fn note(raw: Option<&str>) -> ProdResult<String> {
+    let n = raw.unwrap_or("").trim();
+    if n.chars().count() > 500 || n.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(invalid(
+            "invalid_note",
+            "note must be at most 500 characters",
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+/// Loads the work order for a leader of its line (not found otherwise), checking `If-Match`.
+async fn load(db: &Db, act: &Act<'_>, id: &str) -> ProdResult<WorkOrder> {
+    let viewer = Viewer {
+        user_id: act.user_id.to_owned(),
+        manager: false,
+    };
+    let wo = work_orders::visible(db, &viewer, id).await?;
+    super::check_version(act.expected, wo.version)?;
+    Ok(wo)
+}
+
+/// Runs `step` on the latest version; without `If-Match`, a concurrent change is retried so two
+/// leaders reporting at once both count; with it, the caller's stale version is a `409`.
+async fn with_retry<F, Fut>(db: &Db, act: &Act<'_>, id: &str, mut step: F) -> ProdResult<WorkOrder>
+where
+    F: FnMut(WorkOrder) -> Fut,
+    Fut: std::future::Future<Output = ProdResult<()>>,
+{
+    for _ in 0..5 {
+        let wo = load(db, act, id).await?;
+        match step(wo).await {
+            Err(ProdError::Stale(v)) if act.expected.is_none() => {
+                tracing::debug!(version = v, "work order changed underneath; retrying");
+            }
+            other => {
+                other?;
+                return work_orders::get(db, id).await;
+            }
+        }
+    }
+    Err(conflict(
+        "busy",
+        "the work order is changing too fast; try again",
+    ))
+}
+
+/// Bumps the version if it is still `version`, else `Stale`.
+async fn bump(
+    tx: &mut Transaction<'static, Any>,
+    wo: &WorkOrder,
+    status: Status,
+    set: &str,
+    now: i64,
+) -> ProdResult<()> {
+    let sql = format!(
+        "UPDATE work_orders SET status = $1, version = version + 1, updated_at = $2{set}
+         WHERE id = $3 AND version = $4"
+    );
+    let done = sqlx::query(&sql)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(&wo.id)
+        .bind(wo.version)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(ProdError::Stale(wo.version + 1));
+    }
+    Ok(())
+}
+
+fn event(kind: &str, wo: &WorkOrder, at: i64, data: serde_json::Value) -> Event {
+    Event {
+        kind: kind.to_owned(),
+        line_id: Some(wo.line_id.clone()),
+        order_id: Some(wo.order_id.clone()),
+        work_order_id: Some(wo.id.clone()),
+        severity: "info".into(),
+        at,
+        data,
+    }
+}
+
+/// start, resume and complete: a transition with no body.
+pub async fn transition(db: &Db, act: &Act<'_>, id: &str, action: Action) -> ProdResult<WorkOrder> {
+    with_retry(db, act, id, |wo| async move {
+        let to = wo
+            .status
+            .after(action)
+            .ok_or_else(|| illegal(wo.status, action))?;
+        if action == Action::Cancel || action == Action::Pause {
+            return Err(illegal(wo.status, action));
+        }
+        let now = crate::clock::now();
+        let mut tx = db.begin_write().await?;
+        let set = match action {
+            Action::Start => ", started_at = $2",
+            Action::Complete => ", completed_at = $2",
+            _ => "",
+        };
+        bump(&mut tx, &wo, to, set, now).await?;
+        if wo.status == Status::Paused {
+            close_pause(&mut tx, &wo.id, now).await?;
+        }
+        let kind = match action {
+            Action::Start => "started",
+            Action::Resume => "resumed",
+            _ => "completed",
+        };
+        work_orders::record(
+            &mut *tx,
+            &wo.id,
+            kind,
+            Some(act.user_id),
+            Some(wo.status),
+            Some(to),
+            serde_json::json!({}),
+        )
+        .await?;
+        events::enqueue(
+            &mut tx,
+            &event(
+                &format!("work_order.{kind}"),
+                &wo,
+                now,
+                serde_json::json!({
+                    "good": wo.good_quantity, "scrap": wo.scrap_quantity, "quantity": wo.quantity,
+                }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn close_pause(
+    tx: &mut Transaction<'static, Any>,
+    wo_id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE downtimes SET ended_at = $1 WHERE work_order_id = $2 AND ended_at IS NULL AND source = 'pause'",
+    )
+    .bind(now)
+    .bind(wo_id)
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+}
+
+/// Pauses: the line stops for a downtime reason until resumed.
+pub async fn pause(db: &Db, act: &Act<'_>, id: &str, body: &PauseBody) -> ProdResult<WorkOrder> {
+    let note = note(body.note.as_deref())?;
+    reasons::require(db, reasons::Kind::Downtime, &body.reason_code).await?;
+    with_retry(db, act, id, |wo| {
+        let note = note.clone();
+        async move {
+            let to = wo.status.after(Action::Pause).ok_or_else(|| illegal(wo.status, Action::Pause))?;
+            let now = crate::clock::now();
+            let downtime_id = new_id();
+            let mut tx = db.begin_write().await?;
+            bump(&mut tx, &wo, to, "", now).await?;
+            sqlx::query(
+                "INSERT INTO downtimes (id, line_id, work_order_id, reason_code, started_at, ended_at, source, note, actor_id)
+                 VALUES ($1, $2, $3, $4, $5, NULL, 'pause', $6, $7)",
+            )
+            .bind(&downtime_id)
+            .bind(&wo.line_id)
+            .bind(&wo.id)
+            .bind(&body.reason_code)
+            .bind(now)
+            .bind(&note)
+            .bind(act.user_id)
+            .execute(&mut *tx)
+            .await?;
+            work_orders::record(&mut *tx, &wo.id, "paused", Some(act.user_id), Some(wo.status), Some(to),
+                serde_json::json!({ "reason_code": body.reason_code, "note": note })).await?;
+            let mut e = event("work_order.paused", &wo, now, serde_json::json!({ "reason_code": body.reason_code, "downtime_id": downtime_id }));
+            e.severity = "warning".into();
+            events::enqueue(&mut tx, &e).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
+/// Reports output. Good units may not exceed the work order's quantity in total.
+pub async fn report_output(
+    db: &Db,
+    clock: &FactoryClock,
+    act: &Act<'_>,
+    id: &str,
+    body: &OutputBody,
+) -> ProdResult<WorkOrder> {
+    let good = quantity("good", body.good, true)?;
+    let scrap = quantity("scrap", body.scrap, true)?;
+    if good + scrap == 0 {
+        return Err(invalid(
+            "invalid_quantity",
+            "report at least one good or scrap unit",
+        ));
+    }
+    match (&body.scrap_reason, scrap) {
+        (None, s) if s > 0 => {
+            return Err(invalid(
+                "scrap_reason_required",
+                "scrap needs a scrap_reason",
+            ))
+        }
+        (Some(code), _) => reasons::require(db, reasons::Kind::Scrap, code).await?,
+        _ => {}
+    }
+    with_retry(db, act, id, |wo| async move {
+        if !wo.status.is_open() {
+            return Err(conflict(
+                "not_running",
+                format!("output cannot be reported on a work order that is {}", wo.status.as_str()),
+            ));
+        }
+        if wo.good_quantity + good > wo.quantity {
+            return Err(invalid(
+                "exceeds_quantity",
+                format!("this would make {} good units of the {} planned; ask the planner to raise the quantity", wo.good_quantity + good, wo.quantity),
+            ));
+        }
+        let now = crate::clock::now();
+        let (_, shifts, _) = lines::kind_and_shifts(db.pool(), &wo.line_id).await?.ok_or(ProdError::NotFound)?;
+        let (date, shift) = clock
+            .locate(&shifts, now)
+            .map(|(d, s)| (format_date(d), s.name.clone()))
+            .unwrap_or_else(|| (wo.work_date.clone(), wo.shift.clone()));
+        let mut tx = db.begin_write().await?;
+        let set = format!(", good_qty = good_qty + {good}, scrap_qty = scrap_qty + {scrap}");
+        bump(&mut tx, &wo, wo.status, &set, now).await?;
+        sqlx::query(
+            "INSERT INTO output_reports (id, work_order_id, line_id, work_date, shift, at, good, scrap,
+                                         scrap_reason, ideal_cycle_ms, actor_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(new_id())
+        .bind(&wo.id)
+        .bind(&wo.line_id)
+        .bind(&date)
+        .bind(&shift)
+        .bind(now)
+        .bind(good)
+        .bind(scrap)
+        .bind(&body.scrap_reason)
+        .bind((wo.ideal_cycle_seconds * 1000.0).round() as i64)
+        .bind(act.user_id)
+        .execute(&mut *tx)
+        .await?;
+        work_orders::record(&mut *tx, &wo.id, "output", Some(act.user_id), None, None,
+            serde_json::json!({ "good": good, "scrap": scrap, "scrap_reason": body.scrap_reason })).await?;
+        events::enqueue(&mut tx, &event("work_order.output", &wo, now, serde_json::json!({
+            "good": good, "scrap": scrap, "scrap_reason": body.scrap_reason, "work_date": date, "shift": shift,
+        }))).await?;
+        tx.commit().await?;
+        Ok(())
+    })
+    .await
+}
+
+/// Reports a stop after the fact. It must end after it starts, not in the future, within the
+/// last week, and not overlap another stop recorded on the line.
+pub async fn report_downtime(
+    db: &Db,
+    act: &Act<'_>,
+    id: &str,
+    body: &DowntimeBody,
+) -> ProdResult<WorkOrder> {
+    let start = crate::clock::parse_rfc3339(&body.start)
+        .ok_or_else(|| invalid("invalid_time", "start must be an RFC 3339 time"))?;
+    let end = crate::clock::parse_rfc3339(&body.end)
+        .ok_or_else(|| invalid("invalid_time", "end must be an RFC 3339 time"))?;
+    let now = crate::clock::now();
+    if end <= start {
+        return Err(invalid("invalid_interval", "end must be after start"));
+    }
+    if end > now + SKEW_SECS {
+        return Err(invalid("invalid_interval", "end cannot be in the future"));
+    }
+    if start < now - MAX_BACKDATE_SECS {
+        return Err(invalid(
+            "invalid_interval",
+            "stops older than a week cannot be reported",
+        ));
+    }
+    let note = note(body.note.as_deref())?;
+    reasons::require(db, reasons::Kind::Downtime, &body.reason_code).await?;
+    with_retry(db, act, id, |wo| {
+        let note = note.clone();
+        async move {
+            if !wo.status.is_open() {
+                return Err(conflict(
+                    "not_running",
+                    format!("downtime cannot be reported on a work order that is {}", wo.status.as_str()),
+                ));
+            }
+            let mut tx = db.begin_write().await?;
+            let overlapping: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM downtimes WHERE line_id = $1 AND started_at < $2
+                   AND COALESCE(ended_at, $4) > $3",
+            )
+            .bind(&wo.line_id)
+            .bind(end)
+            .bind(start)
+            .bind(i64::MAX)
+            .fetch_one(&mut *tx)
+            .await?;
+            if overlapping > 0 {
+                return Err(conflict("downtime_overlap", "this stop overlaps one already recorded on the line"));
+            }
+            bump(&mut tx, &wo, wo.status, "", now).await?;
+            let downtime_id = new_id();
+            sqlx::query(
+                "INSERT INTO downtimes (id, line_id, work_order_id, reason_code, started_at, ended_at, source, note, actor_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, 'report', $7, $8)",
+            )
+            .bind(&downtime_id)
+            .bind(&wo.line_id)
+            .bind(&wo.id)
+            .bind(&body.reason_code)
+            .bind(start)
+            .bind(end)
+            .bind(&note)
+            .bind(act.user_id)
+            .execute(&mut *tx)
+            .await?;
+            work_orders::record(&mut *tx, &wo.id, "downtime", Some(act.user_id), None, None, serde_json::json!({
+                "reason_code": body.reason_code, "start": body.start, "end": body.end, "note": note,
+            })).await?;
+            let mut e = event("work_order.downtime", &wo, now, serde_json::json!({
+                "reason_code": body.reason_code, "minutes": (end - start) / 60, "downtime_id": downtime_id,
+            }));
+            e.severity = "warning".into();
+            events::enqueue(&mut tx, &e).await?;
+            tx.commit().await?;
+            Ok(())
+        }
+    })
+    .await
+}
