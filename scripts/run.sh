@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs IMS on its embedded defaults: SQLite, documents and mail under ./ims-data/, keys generated
 # on first start (owner-only files). Installs the C compiler it needs to build when missing.
+# A database without production data first gets the demo factory (`ims demo`): its users'
+# passwords are printed once, on that first start.
 #
 #   ./scripts/run.sh            # serve on http://127.0.0.1:8080
 #   IMS_LISTEN=0.0.0.0:9000 ./scripts/run.sh
@@ -22,4 +24,12 @@ fi
 command -v cc >/dev/null 2>&1 || ims_apt_install gcc libc6-dev
 
 cargo build --release --locked --bin ims
+# Exit status 3: the database already has production data, so there is nothing to load (and its
+# message is not worth showing on every start).
+demo_log=$(mktemp)
+demo_status=0
+"${IMS_ROOT}/target/release/ims" demo 2>"${demo_log}" || demo_status=$?
+((demo_status == 3)) || cat "${demo_log}" >&2
+rm -f "${demo_log}"
+((demo_status == 0 || demo_status == 3)) || ims_die "loading the demo factory failed (exit ${demo_status})"
 exec "${IMS_ROOT}/target/release/ims" serve

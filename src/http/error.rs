@@ -179,6 +179,12 @@ impl From<crate::production::ProdError> for ApiError {
                     "It was changed by someone else (now version {current}); reload and try again."
                 ),
             ),
+            E::Unavailable => Self::unavailable(),
+            E::StorageFull => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "storage_full",
+                "Document storage is full; tell your administrator.",
+            ),
             E::Database(e) => e.into(),
             E::Other(e) => e.into(),
         }

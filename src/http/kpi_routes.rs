@@ -13,7 +13,8 @@ use super::access::{route, Route, MANAGER};
 use super::error::{ApiResult, Problem};
 use super::extract::{tagged, ApiJson, ApiQuery, Identity, IfMatch};
 use crate::app::AppState;
-use crate::production::alerts::{self, Alert, NewRule, Rule, RulePatch};
+use crate::production::alert_rules::{self, NewRule, Rule, RulePatch};
+use crate::production::alerts::{self, Alert};
 use crate::production::documents::Document;
 use crate::production::kpi::{self, FactorySummary, Group, LineKpi, ParetoEntry};
 use crate::production::reports;
@@ -183,7 +184,7 @@ pub async fn acknowledge(
 #[utoipa::path(get, path = "/api/alert-rules", tag = "monitoring", security(("bearer" = [])),
     responses((status = 200, body = [Rule])))]
 pub async fn list_rules(State(state): State<AppState>) -> ApiResult<Json<Vec<Rule>>> {
-    Ok(Json(alerts::rules(&state.db).await?))
+    Ok(Json(alert_rules::rules(&state.db).await?))
 }
 
 /// Define an alert rule.
@@ -194,7 +195,7 @@ pub async fn create_rule(
     identity: Identity,
     ApiJson(body): ApiJson<NewRule>,
 ) -> ApiResult<Response> {
-    let rule = alerts::create_rule(&state.db, &identity.user_id, body).await?;
+    let rule = alert_rules::create_rule(&state.db, &identity.user_id, body).await?;
     let mut response = tagged(rule.version, rule);
     *response.status_mut() = StatusCode::CREATED;
     Ok(response)
@@ -210,7 +211,7 @@ pub async fn update_rule(
     if_match: IfMatch,
     ApiJson(body): ApiJson<RulePatch>,
 ) -> ApiResult<Response> {
-    let rule = alerts::update_rule(&state.db, &id, body, if_match.0).await?;
+    let rule = alert_rules::update_rule(&state.db, &id, body, if_match.0).await?;
     Ok(tagged(rule.version, rule))
 }
 
@@ -221,7 +222,7 @@ pub async fn delete_rule(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    alerts::delete_rule(&state.db, &id).await?;
+    alert_rules::delete_rule(&state.db, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::access::{route, Route, MANAGER};
 use super::error::{ApiResult, Problem};
-use super::extract::{tagged, ApiJson, ApiQuery, IfMatch};
+use super::extract::{tagged, ApiJson, ApiQuery, Identity, IfMatch};
 use super::paging::{decode_cursor, encode_cursor, limit};
 use crate::app::AppState;
+use crate::production::cancellation;
 use crate::production::orders::{self, NewOrder, Order, OrderPatch, OrderStatus};
 use crate::production::schedule::{self, PublishBody, Published};
 use crate::production::ProdError;
@@ -131,10 +132,12 @@ pub async fn update_order(
               (status = 409, description = "Already cancelled, work in progress, or stale", body = Problem)))]
 pub async fn cancel_order(
     State(state): State<AppState>,
+    identity: Identity,
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let order = orders::cancel(&state.db, &state.clock, &id, if_match.0).await?;
+    let order =
+        cancellation::order(&state.db, &state.clock, &identity.user_id, &id, if_match.0).await?;
     Ok(tagged(order.version, order))
 }
 

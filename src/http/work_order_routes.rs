@@ -16,6 +16,7 @@ use super::extract::Identity;
 use super::extract::{tagged, ApiJson, ApiQuery, IfMatch};
 use crate::app::AppState;
 use crate::production::calendar::format_date;
+use crate::production::cancellation;
 use crate::production::execution::{self, Act, DowntimeBody, OutputBody, PauseBody};
 use crate::production::invalid;
 use crate::production::work_orders::{
@@ -188,7 +189,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     if_match: IfMatch,
 ) -> ApiResult<Response> {
-    let wo = work_orders::cancel(&state.db, &identity.user_id, &id, if_match.0).await?;
+    let wo = cancellation::work_order(&state.db, &identity.user_id, &id, if_match.0).await?;
     Ok(tagged(wo.version, wo))
 }
 
@@ -212,7 +213,7 @@ pub struct TasksQuery {
 }
 
 /// The signed-in leader's tasks: published work orders on their lines for the date, plus any
-/// still running or paused from earlier days.
+/// still running or paused from earlier days and the previous day's work not yet started.
 #[utoipa::path(get, path = "/api/my/tasks", tag = "shop floor", params(TasksQuery), security(("bearer" = [])),
     responses((status = 200, body = [WorkOrder]), (status = 422, body = Problem)))]
 pub async fn tasks(
@@ -225,7 +226,7 @@ pub async fn tasks(
         None => state.clock.today(),
     };
     Ok(Json(
-        work_orders::tasks(&state.db, &identity.user_id, &format_date(date)).await?,
+        work_orders::tasks(&state.db, &identity.user_id, date).await?,
     ))
 }
 

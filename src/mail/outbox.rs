@@ -195,7 +195,10 @@ pub async fn defer(
     permanent: bool,
 ) -> Result<bool, sqlx::Error> {
     let now = crate::clock::now();
-    let failed = permanent || row.attempts >= MAX_ATTEMPTS;
+    // Mail gives up after MAX_ATTEMPTS (an admin can retry it); events and alerts wait out any
+    // outage of the queue or channel, retrying every 15 minutes at most.
+    let gives_up = row.kind == KIND_MAIL || row.kind == KIND_CODE_REQUEST;
+    let failed = permanent || (gives_up && row.attempts >= MAX_ATTEMPTS);
     let error: String = error.chars().take(300).collect();
     sqlx::query(
         "UPDATE outbox SET status = $2, next_attempt_at = $3, lease_until = 0, last_error = $4,

@@ -90,6 +90,9 @@ async fn handle(state: &AppState, transport: &dyn Transport, sender: &Sender, ro
         return;
     };
     match outbox::defer(&state.db, &row, &error.reason, error.permanent).await {
+        Ok(true) if row.kind != outbox::KIND_MAIL && row.kind != outbox::KIND_CODE_REQUEST => {
+            tracing::error!(id = %row.id, kind = %row.kind, reason = %error.reason, "outbox job dropped: it can never succeed");
+        }
         Ok(true) => {
             tracing::error!(id = %row.id, template = %row.template, reason = %error.reason, "message failed for good");
             let event = Event::new(crate::auth::audit::kind::MAIL_FAILED).detail(serde_json::json!({

@@ -140,6 +140,19 @@ pub fn overlap(a: (i64, i64), b: (i64, i64)) -> i64 {
     (a.1.min(b.1) - a.0.max(b.0)).max(0)
 }
 
+/// Sorted, non-overlapping intervals covering the same time (so overlapping stops count once).
+pub fn merge(mut intervals: Vec<(i64, i64)>) -> Vec<(i64, i64)> {
+    intervals.sort_unstable();
+    let mut out: Vec<(i64, i64)> = Vec::with_capacity(intervals.len());
+    for (start, end) in intervals.into_iter().filter(|(s, e)| e > s) {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
 /// Parses `YYYY-MM-DD`.
 pub fn parse_date(text: &str) -> Option<Date> {
     let mut parts = text.splitn(3, '-');
@@ -262,5 +275,9 @@ mod tests {
         );
         assert_eq!(overlap((0, 10), (5, 20)), 5);
         assert_eq!(overlap((0, 10), (10, 20)), 0);
+        assert_eq!(
+            merge(vec![(5, 9), (0, 3), (2, 6), (10, 10), (12, 15)]),
+            [(0, 9), (12, 15)]
+        );
     }
 }

@@ -285,6 +285,8 @@ pub async fn load(
     summary.work_order_events = tables.events.written;
     summary.output_reports = tables.output.written;
     summary.downtimes = tables.downtimes.written;
+    // Fresh planner statistics, so the first dashboards after a bulk load get good plans.
+    sqlx::query("ANALYZE").execute(db.pool()).await?;
     Ok(summary)
 }
 

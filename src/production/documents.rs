@@ -128,10 +128,12 @@ fn from_row(r: Row) -> Option<Document> {
 
 fn storage_error(e: StorageError) -> ProdError {
     match e {
-        StorageError::Full => {
-            ProdError::Conflict("storage_full", "document storage is full".into())
+        StorageError::Full => ProdError::StorageFull,
+        StorageError::Unavailable(reason) => {
+            tracing::warn!(%reason, "document storage unavailable");
+            ProdError::Unavailable
         }
-        other => ProdError::Other(anyhow::anyhow!("document storage: {other}")),
+        StorageError::NotFound => ProdError::Other(anyhow::anyhow!("document content missing")),
     }
 }
 

@@ -151,15 +151,19 @@ pub async fn transition(db: &Db, act: &Act<'_>, id: &str, action: Action) -> Pro
         }
         let now = crate::clock::now();
         let mut tx = db.begin_write().await?;
+        lock_line(&mut tx, &wo.line_id).await?;
+        if to == Status::InProgress {
+            running_elsewhere(&mut tx, &wo).await?;
+        }
         let set = match action {
             Action::Start => ", started_at = $2",
             Action::Complete => ", completed_at = $2",
             _ => "",
         };
         bump(&mut tx, &wo, to, set, now).await?;
-        if wo.status == Status::Paused {
-            close_pause(&mut tx, &wo.id, now).await?;
-        }
+        // The stop this work order's pause opened ends now; and a line that runs again is no
+        // longer stopped for another work order's pause either.
+        let closed = close_stops(&mut tx, &wo, to == Status::InProgress, now).await?;
         let kind = match action {
             Action::Start => "started",
             Action::Resume => "resumed",
@@ -183,6 +187,7 @@ pub async fn transition(db: &Db, act: &Act<'_>, id: &str, action: Action) -> Pro
                 now,
                 serde_json::json!({
                     "good": wo.good_quantity, "scrap": wo.scrap_quantity, "quantity": wo.quantity,
+                    "closed_stops": closed,
                 }),
             ),
         )
@@ -193,19 +198,63 @@ pub async fn transition(db: &Db, act: &Act<'_>, id: &str, action: Action) -> Pro
     .await
 }
 
-async fn close_pause(
-    tx: &mut Transaction<'static, Any>,
-    wo_id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE downtimes SET ended_at = $1 WHERE work_order_id = $2 AND ended_at IS NULL AND source = 'pause'",
+/// Serialises execution on one line (a row lock on PostgreSQL; SQLite's writer lock already does).
+async fn lock_line(tx: &mut Transaction<'static, Any>, line_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE lines SET version = version WHERE id = $1")
+        .bind(line_id)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+}
+
+/// A line runs one work order at a time.
+async fn running_elsewhere(tx: &mut Transaction<'static, Any>, wo: &WorkOrder) -> ProdResult<()> {
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT o.number FROM work_orders w JOIN orders o ON o.id = w.order_id
+         WHERE w.line_id = $1 AND w.status = 'in_progress' AND w.id <> $2 LIMIT 1",
     )
-    .bind(now)
-    .bind(wo_id)
-    .execute(&mut **tx)
-    .await
-    .map(|_| ())
+    .bind(&wo.line_id)
+    .bind(&wo.id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match other {
+        Some(number) => Err(conflict(
+            "line_busy",
+            format!("a work order of order {number} is running on this line; pause or complete it first"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Ends the open stops of this work order (and, when the line runs again, of the whole line);
+/// returns them as `{downtime_id, reason_code, minutes}` for the alert rules.
+async fn close_stops(
+    tx: &mut Transaction<'static, Any>,
+    wo: &WorkOrder,
+    whole_line: bool,
+    now: i64,
+) -> Result<Vec<serde_json::Value>, sqlx::Error> {
+    let open: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT id, reason_code, started_at FROM downtimes
+         WHERE ended_at IS NULL AND (work_order_id = $1 OR ($2 = 1 AND line_id = $3))",
+    )
+    .bind(&wo.id)
+    .bind(i64::from(whole_line))
+    .bind(&wo.line_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut closed = Vec::new();
+    for (id, reason, started) in open {
+        sqlx::query("UPDATE downtimes SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL")
+            .bind(now)
+            .bind(&id)
+            .execute(&mut **tx)
+            .await?;
+        closed.push(serde_json::json!({
+            "downtime_id": id, "reason_code": reason, "minutes": (now - started).max(0) / 60,
+        }));
+    }
+    Ok(closed)
 }
 
 /// Pauses: the line stops for a downtime reason until resumed.
@@ -219,6 +268,7 @@ pub async fn pause(db: &Db, act: &Act<'_>, id: &str, body: &PauseBody) -> ProdRe
             let now = crate::clock::now();
             let downtime_id = new_id();
             let mut tx = db.begin_write().await?;
+            lock_line(&mut tx, &wo.line_id).await?;
             bump(&mut tx, &wo, to, "", now).await?;
             sqlx::query(
                 "INSERT INTO downtimes (id, line_id, work_order_id, reason_code, started_at, ended_at, source, note, actor_id)
@@ -359,6 +409,7 @@ pub async fn report_downtime(
                 ));
             }
             let mut tx = db.begin_write().await?;
+            lock_line(&mut tx, &wo.line_id).await?;
             let overlapping: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM downtimes WHERE line_id = $1 AND started_at < $2
                    AND COALESCE(ended_at, $4) > $3",

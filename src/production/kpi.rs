@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 use utoipa::ToSchema;
 
-use super::calendar::{format_date, overlap, week_start, FactoryClock, Shift};
+use super::calendar::{format_date, merge, overlap, week_start, FactoryClock, Shift};
 use super::lines;
 use super::oee::{self, Inputs, Oee};
 use super::orders::{self, Order, OrderStatus};
@@ -113,6 +113,12 @@ async fn shift_inputs(
     .bind(start)
     .fetch_all(db.pool())
     .await?;
+    let stops = merge(
+        stops
+            .into_iter()
+            .map(|(s, e)| (s, e.unwrap_or(now)))
+            .collect(),
+    );
     for ((date, shift_name), slot) in slots.iter_mut() {
         let (Some(date), Some(shift)) = (
             super::calendar::parse_date(date),
@@ -129,10 +135,7 @@ async fn shift_inputs(
         // Breaks are spread over the shift: an elapsed fraction carries its share.
         slot.planned_secs = shift.planned_secs() * elapsed / (shift.minutes * 60).max(1);
         let live = (window.0, window.1.min(now));
-        slot.downtime_secs = stops
-            .iter()
-            .map(|(s, e)| overlap(live, (*s, e.unwrap_or(now))))
-            .sum();
+        slot.downtime_secs = stops.iter().map(|stop| overlap(live, *stop)).sum();
     }
     Ok(slots)
 }

@@ -133,6 +133,31 @@ pub async fn update(
         None => current.name.clone(),
     };
     let shifts = checked_shifts(patch.shifts.as_deref().unwrap_or(&current.shifts))?;
+    if let Some(new) = &patch.shifts {
+        for gone in current
+            .shifts
+            .iter()
+            .filter(|s| !new.iter().any(|n| n.name == s.name))
+        {
+            let used: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM work_orders WHERE line_id = $1 AND shift = $2
+                   AND status IN ('planned', 'in_progress', 'paused')",
+            )
+            .bind(id)
+            .bind(&gone.name)
+            .fetch_one(db.pool())
+            .await?;
+            if used > 0 {
+                return Err(conflict(
+                    "shift_in_use",
+                    format!(
+                        "shift '{}' has open work orders; move or finish them first",
+                        gone.name
+                    ),
+                ));
+            }
+        }
+    }
     let active = patch.active.unwrap_or(current.active);
     let done = sqlx::query(
         "UPDATE lines SET name = $1, shifts = $2, active = $3, version = version + 1, updated_at = $4
@@ -181,9 +206,23 @@ pub async fn set_leaders(
         if !ok {
             return Err(invalid(
                 "invalid_leaders",
-                format!("user {user_id} is not an enabled LINE_LEADER"),
+                format!(
+                    "user {} is not an enabled LINE_LEADER",
+                    user_id.chars().take(40).collect::<String>()
+                ),
             ));
         }
+    }
+    let done = sqlx::query(
+        "UPDATE lines SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
+    )
+    .bind(crate::clock::now())
+    .bind(id)
+    .bind(version)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(ProdError::Stale(version + 1));
     }
     sqlx::query("DELETE FROM line_leaders WHERE line_id = $1")
         .bind(id)
@@ -198,17 +237,6 @@ pub async fn set_leaders(
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-    }
-    let done = sqlx::query(
-        "UPDATE lines SET version = version + 1, updated_at = $1 WHERE id = $2 AND version = $3",
-    )
-    .bind(crate::clock::now())
-    .bind(id)
-    .bind(version)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(version + 1));
     }
     tx.commit().await?;
     get(db, id).await?.ok_or(ProdError::NotFound)

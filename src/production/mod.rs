@@ -5,19 +5,24 @@
 //! bound and authorise. Who may see what is decided here too ([`Viewer`]): a line leader sees the
 //! published work orders of the lines they lead and nothing else, and anything else is "not found".
 
+pub mod alert_rules;
 pub mod alerts;
 pub mod calendar;
+pub mod cancellation;
 pub mod demo;
 pub mod documents;
 pub mod execution;
+pub mod history;
 pub mod kpi;
 pub mod lines;
 pub mod oee;
+pub mod order_status;
 pub mod orders;
 pub mod products;
 pub mod reasons;
 pub mod reports;
 pub mod schedule;
+pub mod state;
 pub mod work_orders;
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +44,12 @@ pub enum ProdError {
     /// `If-Match` named an older version (409).
     #[error("the resource changed since you read it; it is now at version {0}")]
     Stale(i64),
+    /// A backing service (document storage) is unreachable (503).
+    #[error("a backing service is unavailable")]
+    Unavailable,
+    /// Document storage has no room left (507).
+    #[error("document storage is full")]
+    StorageFull,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]

@@ -10,6 +10,8 @@ use time::Date;
 use utoipa::ToSchema;
 
 use super::calendar::{format_date, parse_date, FactoryClock};
+use super::order_status::assess;
+pub use super::order_status::{OrderStatus, Progress, WorkSummary};
 use super::work_orders::Status;
 use super::{
     check_version, conflict, invalid, new_id, quantity, text, LineKind, ProdError, ProdResult,
@@ -44,17 +46,6 @@ impl Priority {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    New,
-    Planned,
-    InProgress,
-    Done,
-    Cancelled,
-    AtRisk,
-}
-
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Order {
     pub id: String,
@@ -70,20 +61,6 @@ pub struct Order {
     pub progress: Progress,
     pub version: i64,
     pub created_at: String,
-}
-
-/// How far the order is, measured at its last scheduled stage.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
-pub struct Progress {
-    pub last_stage: Option<LineKind>,
-    /// Good units reported at the last stage.
-    pub completed_quantity: i64,
-    /// Units per hour at the last stage since it started.
-    pub actual_rate_per_hour: Option<f64>,
-    /// RFC 3339; from the actual rate, when there is one.
-    pub projected_completion: Option<String>,
-    /// Why the order is at risk, when it is.
-    pub risk: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -122,17 +99,6 @@ type Row = (
 const COLUMNS: &str = "o.id, o.number, o.customer, o.product_id, p.sku, o.quantity, o.due_date, \
                        o.priority, o.cancelled_at, o.version, o.created_at";
 const FROM: &str = "FROM orders o JOIN products p ON p.id = o.product_id";
-
-/// What status derivation needs of one work order.
-#[derive(Debug, Clone)]
-pub struct WorkSummary {
-    pub order_id: String,
-    pub stage: LineKind,
-    pub status: Status,
-    pub good: i64,
-    pub started_at: Option<i64>,
-    pub work_date: String,
-}
 
 pub fn due_date(raw: &str) -> ProdResult<Date> {
     parse_date(raw)
@@ -241,70 +207,6 @@ pub async fn update(
     if done.rows_affected() == 0 {
         return Err(ProdError::Stale(current.version + 1));
     }
-    get(db, clock, id).await?.ok_or(ProdError::NotFound)
-}
-
-/// Cancels the order and its planned or paused work orders. Work in progress must be paused
-/// first, so nothing running is silently abandoned.
-pub async fn cancel(
-    db: &Db,
-    clock: &FactoryClock,
-    id: &str,
-    expected: Option<i64>,
-) -> ProdResult<Order> {
-    let mut tx = db.begin_write().await?;
-    let row: Option<(i64, Option<i64>)> =
-        sqlx::query_as("SELECT version, cancelled_at FROM orders WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let (version, cancelled_at) = row.ok_or(ProdError::NotFound)?;
-    check_version(expected, version)?;
-    if cancelled_at.is_some() {
-        return Err(conflict(
-            "order_cancelled",
-            "the order is already cancelled",
-        ));
-    }
-    let running: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM work_orders WHERE order_id = $1 AND status = 'in_progress'",
-    )
-    .bind(id)
-    .fetch_one(&mut *tx)
-    .await?;
-    if running > 0 {
-        return Err(conflict(
-            "work_in_progress",
-            "a work order of this order is running; pause it before cancelling the order",
-        ));
-    }
-    let now = crate::clock::now();
-    sqlx::query(
-        "UPDATE work_orders SET status = 'cancelled', cancelled_at = $1, version = version + 1,
-                updated_at = $1
-         WHERE order_id = $2 AND status IN ('planned', 'paused')",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    // A paused work order's open stop ends with the cancellation.
-    sqlx::query(
-        "UPDATE downtimes SET ended_at = $1 WHERE ended_at IS NULL
-           AND work_order_id IN (SELECT id FROM work_orders WHERE order_id = $2)",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query(
-        "UPDATE orders SET cancelled_at = $1, version = version + 1, updated_at = $1 WHERE id = $2",
-    )
-    .bind(now)
-    .bind(id)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
     get(db, clock, id).await?.ok_or(ProdError::NotFound)
 }
 
@@ -427,73 +329,14 @@ fn derive(r: Row, all_work: &[WorkSummary], clock: &FactoryClock, now: i64) -> O
         .iter()
         .filter(|w| w.order_id == r.0 && w.status != Status::Cancelled)
         .collect();
-    let quantity = r.5;
-    let due = parse_date(&r.6);
-    let due_end = due
-        .and_then(|d| d.next_day())
-        .map(|d| clock.midnight(d))
-        .unwrap_or(i64::MAX);
-    let mut progress = Progress::default();
-    let status = if r.8.is_some() {
-        OrderStatus::Cancelled
-    } else if work.is_empty() {
-        if now >= due_end {
-            progress.risk = Some("past its due date with nothing scheduled".into());
-            OrderStatus::AtRisk
-        } else {
-            OrderStatus::New
-        }
-    } else {
-        let last = work.iter().map(|w| w.stage).max();
-        progress.last_stage = last;
-        let final_stage: Vec<&&WorkSummary> =
-            work.iter().filter(|w| Some(w.stage) == last).collect();
-        let done_qty: i64 = final_stage.iter().map(|w| w.good).sum();
-        progress.completed_quantity = done_qty;
-        let first_start = final_stage.iter().filter_map(|w| w.started_at).min();
-        if let Some(start) = first_start.filter(|s| now > *s) {
-            let rate = done_qty as f64 / (now - start) as f64;
-            if rate > 0.0 {
-                progress.actual_rate_per_hour = Some((rate * 3600.0 * 10.0).round() / 10.0);
-                let remaining = (quantity - done_qty).max(0) as f64;
-                let eta = now + (remaining / rate).ceil() as i64;
-                progress.projected_completion = Some(crate::clock::rfc3339(eta));
-                if eta > due_end && remaining > 0.0 {
-                    progress.risk = Some("projected to finish after its due date".into());
-                }
-            }
-        }
-        let all_done = work.iter().all(|w| w.status == Status::Completed);
-        if all_done {
-            OrderStatus::Done
-        } else {
-            if now >= due_end {
-                progress.risk = Some("past its due date".into());
-            } else if work
-                .iter()
-                .any(|w| w.status == Status::Planned && w.work_date.as_str() > r.6.as_str())
-            {
-                progress.risk = Some("scheduled after its due date".into());
-            }
-            if progress.risk.is_some() {
-                OrderStatus::AtRisk
-            } else if work.iter().all(|w| w.status == Status::Planned) {
-                OrderStatus::Planned
-            } else {
-                OrderStatus::InProgress
-            }
-        }
-    };
-    if status == OrderStatus::Done || status == OrderStatus::Cancelled {
-        progress.risk = None;
-    }
+    let (status, progress) = assess(r.5, &r.6, r.8.is_some(), &work, clock, now);
     Order {
         id: r.0,
         number: r.1,
         customer: r.2,
         product_id: r.3,
         product_sku: r.4,
-        quantity,
+        quantity: r.5,
         due_date: r.6,
         priority: Priority::from_rank(r.7),
         status,

@@ -88,17 +88,27 @@ pub async fn generate(
     .await
 }
 
-/// The background job: yesterday's report for each active line that has none yet.
+/// The background job: yesterday's report for each active line that has none yet, once every
+/// shift of yesterday (a night shift runs into today) is over. A line that fails is logged and
+/// retried on the next round; the others are written regardless.
 pub async fn daily(state: &AppState) -> ProdResult<usize> {
     let Some(yesterday) = state.clock.today().previous_day() else {
         return Ok(0);
     };
+    let now = crate::clock::now();
     let mut made = 0;
     for line in lines::list(&state.db)
         .await?
         .into_iter()
         .filter(|l| l.active)
     {
+        let day_over = line
+            .shifts
+            .iter()
+            .all(|s| state.clock.window(yesterday, s).1 <= now);
+        if !day_over {
+            continue;
+        }
         let name = format!("{}-{}.csv", line.code, format_date(yesterday));
         let exists: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM documents WHERE owner_type = 'line' AND owner_id = $1 AND kind = 'report' AND name = $2",
@@ -107,11 +117,14 @@ pub async fn daily(state: &AppState) -> ProdResult<usize> {
         .bind(&name)
         .fetch_one(state.db.pool())
         .await?;
-        if exists == 0 {
-            match generate(state, None, &line.id, yesterday).await {
-                Ok(_) => made += 1,
-                Err(ProdError::NotFound) => {}
-                Err(e) => return Err(e),
+        if exists > 0 {
+            continue;
+        }
+        match generate(state, None, &line.id, yesterday).await {
+            Ok(_) => made += 1,
+            Err(ProdError::NotFound) => {}
+            Err(e) => {
+                tracing::warn!(line = %line.code, error = %e, "daily report failed; will retry")
             }
         }
     }

@@ -3,7 +3,7 @@
 //! transaction, emails each leader of an affected line the list of their tasks. Until then a
 //! work order is the planner's draft, invisible on the shop floor.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,7 +25,7 @@ pub struct PublishBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Published {
-    /// Work orders newly published (or republished after a change).
+    /// Draft work orders newly published (new, or rescheduled since the last publication).
     pub published: i64,
     /// Line leaders emailed their tasks.
     pub leaders_notified: i64,
@@ -44,19 +44,27 @@ pub async fn publish(state: &AppState, body: &PublishBody) -> ProdResult<Publish
     let line = body.line_id.clone().unwrap_or_default();
     let now = crate::clock::now();
     let mut tx = state.db.begin_write().await?;
-    let done = sqlx::query(
-        "UPDATE work_orders SET published_at = $1
-         WHERE work_date >= $2 AND work_date <= $3 AND ($4 = '' OR line_id = $4)
-           AND status IN ('planned', 'in_progress', 'paused')
-           AND (published_at IS NULL OR published_at < updated_at)",
+    let drafts: Vec<(String, String)> = sqlx::query_as(
+        "SELECT id, line_id FROM work_orders
+         WHERE work_date >= $1 AND work_date <= $2 AND ($3 = '' OR line_id = $3)
+           AND status = 'planned' AND published_at IS NULL",
     )
-    .bind(now)
     .bind(&from)
     .bind(&to)
     .bind(&line)
-    .execute(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    let published = done.rows_affected() as i64;
+    for (id, _) in &drafts {
+        sqlx::query(
+            "UPDATE work_orders SET published_at = $1 WHERE id = $2 AND published_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    let published = drafts.len() as i64;
+    let changed: BTreeSet<&str> = drafts.iter().map(|(_, l)| l.as_str()).collect();
     let filter = "WHERE w.work_date >= $1 AND w.work_date <= $2 AND ($3 = '' OR w.line_id = $3)
                   AND w.published_at IS NOT NULL AND w.status IN ('planned', 'in_progress', 'paused')
                   ORDER BY w.work_date, w.shift, l.code, w.sequence";
@@ -67,8 +75,9 @@ pub async fn publish(state: &AppState, body: &PublishBody) -> ProdResult<Publish
     )
     .fetch_all(&mut *tx)
     .await?;
+    // Each leader of a line with newly published work gets their whole list for the period.
     let mut per_leader: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    for (line_id, email, name, _) in &leaders {
+    for (line_id, email, name, _) in leaders.iter().filter(|l| changed.contains(l.0.as_str())) {
         for t in tasks.iter().filter(|t| &t.line_id == line_id) {
             per_leader
                 .entry((email.clone(), name.clone()))

@@ -1,8 +1,8 @@
 //! Work orders: an order's quantity for one stage, scheduled by a MANAGER on a line, date and
-//! shift, in a sequence. The state machine is here ([`Status::after`]): `planned → in_progress ⇄
-//! paused → completed`, and `cancelled` from planned or paused; anything else is a `409`. Every
-//! change is guarded by the row's version (the `ETag`), so two people editing the same work order
-//! cannot overwrite each other: the loser gets `409 stale_version` and reloads.
+//! shift, in a sequence; their listing, the leader's task list, and the visibility rule (a leader
+//! sees published work orders of the lines they lead). The state machine is in [`super::state`].
+//! Every change is guarded by the row's version (the `ETag`), so two people editing the same work
+//! order cannot overwrite each other: the loser gets `409 stale_version` and reloads.
 
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -11,96 +11,13 @@ use time::Date;
 use utoipa::ToSchema;
 
 use super::calendar::{format_date, parse_date};
+pub use super::history::{history, record, HistoryEntry};
+pub use super::state::{illegal, Action, Status};
 use super::{
     check_version, conflict, invalid, lines, new_id, products, quantity, LineKind, ProdError,
     ProdResult, Viewer,
 };
 use crate::db::Db;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Planned,
-    InProgress,
-    Paused,
-    Completed,
-    Cancelled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Start,
-    Pause,
-    Resume,
-    Complete,
-    Cancel,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Start => "start",
-            Action::Pause => "pause",
-            Action::Resume => "resume",
-            Action::Complete => "complete",
-            Action::Cancel => "cancel",
-        }
-    }
-}
-
-impl Status {
-    pub const ALL: [Status; 5] = [
-        Status::Planned,
-        Status::InProgress,
-        Status::Paused,
-        Status::Completed,
-        Status::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Planned => "planned",
-            Status::InProgress => "in_progress",
-            Status::Paused => "paused",
-            Status::Completed => "completed",
-            Status::Cancelled => "cancelled",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// The state after an action, or `None` when the action is not allowed from this state.
-    pub fn after(self, action: Action) -> Option<Status> {
-        use {Action as A, Status as S};
-        match (self, action) {
-            (S::Planned, A::Start) => Some(S::InProgress),
-            (S::InProgress, A::Pause) => Some(S::Paused),
-            (S::Paused, A::Resume) => Some(S::InProgress),
-            (S::InProgress | S::Paused, A::Complete) => Some(S::Completed),
-            (S::Planned | S::Paused, A::Cancel) => Some(S::Cancelled),
-            _ => None,
-        }
-    }
-
-    /// Whether output and downtime may still be reported.
-    pub fn is_open(self) -> bool {
-        matches!(self, Status::InProgress | Status::Paused)
-    }
-}
-
-/// The `409` for an action the state does not allow.
-pub fn illegal(from: Status, action: Action) -> ProdError {
-    conflict(
-        "illegal_transition",
-        format!(
-            "cannot {} a work order that is {}",
-            action.as_str(),
-            from.as_str()
-        ),
-    )
-}
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkOrder {
@@ -255,7 +172,10 @@ async fn check_slot(
     if !shifts.iter().any(|s| s.name == shift) {
         return Err(invalid(
             "unknown_shift",
-            format!("the line has no shift named '{shift}'"),
+            format!(
+                "the line has no shift named '{}'",
+                shift.chars().take(16).collect::<String>()
+            ),
         ));
     }
     if stage.is_some_and(|s| s != kind) {
@@ -346,7 +266,9 @@ pub async fn get(db: &Db, id: &str) -> ProdResult<WorkOrder> {
         .ok_or(ProdError::NotFound)
 }
 
-/// Reschedules a planned or paused work order (line, date, shift, sequence, quantity).
+/// Reschedules a planned or paused work order (line, date, shift, sequence, quantity). A planned
+/// one becomes a draft again until the schedule is republished (and its leaders told); a paused
+/// one stays on the shop floor, where it is being worked.
 pub async fn reschedule(
     db: &Db,
     actor: &str,
@@ -395,7 +317,8 @@ pub async fn reschedule(
     let mut tx = db.begin_write().await?;
     let done = sqlx::query(
         "UPDATE work_orders SET line_id = $1, work_date = $2, shift = $3, sequence = $4, quantity = $5,
-                version = version + 1, updated_at = $6
+                version = version + 1, updated_at = $6,
+                published_at = CASE WHEN status = 'planned' THEN NULL ELSE published_at END
          WHERE id = $7 AND version = $8",
     )
     .bind(&line_id)
@@ -414,66 +337,6 @@ pub async fn reschedule(
     record(&mut *tx, id, "rescheduled", Some(actor), Some(current.status), Some(current.status), serde_json::json!({
         "line_id": line_id, "work_date": date, "shift": shift, "sequence": sequence, "quantity": qty,
     }))
-    .await?;
-    tx.commit().await?;
-    get(db, id).await
-}
-
-/// Cancels a planned or paused work order (closing a paused one's open stop).
-pub async fn cancel(
-    db: &Db,
-    actor: &str,
-    id: &str,
-    expected: Option<i64>,
-) -> ProdResult<WorkOrder> {
-    let current = get(db, id).await?;
-    check_version(expected, current.version)?;
-    let to = current
-        .status
-        .after(Action::Cancel)
-        .ok_or_else(|| illegal(current.status, Action::Cancel))?;
-    let now = crate::clock::now();
-    let mut tx = db.begin_write().await?;
-    let done = sqlx::query(
-        "UPDATE work_orders SET status = $1, cancelled_at = $2, version = version + 1, updated_at = $2
-         WHERE id = $3 AND version = $4",
-    )
-    .bind(to.as_str())
-    .bind(now)
-    .bind(id)
-    .bind(current.version)
-    .execute(&mut *tx)
-    .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
-    sqlx::query("UPDATE downtimes SET ended_at = $1 WHERE work_order_id = $2 AND ended_at IS NULL")
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    record(
-        &mut *tx,
-        id,
-        "cancelled",
-        Some(actor),
-        Some(current.status),
-        Some(to),
-        serde_json::json!({}),
-    )
-    .await?;
-    crate::events::enqueue(
-        &mut tx,
-        &crate::events::Event {
-            kind: "work_order.cancelled".into(),
-            line_id: Some(current.line_id.clone()),
-            order_id: Some(current.order_id.clone()),
-            work_order_id: Some(current.id.clone()),
-            severity: "info".into(),
-            at: now,
-            data: serde_json::json!({}),
-        },
-    )
     .await?;
     tx.commit().await?;
     get(db, id).await
@@ -510,113 +373,20 @@ pub async fn list(db: &Db, f: &ListFilter) -> ProdResult<Vec<WorkOrder>> {
 }
 
 /// A line leader's tasks: published work orders on their lines for the date, plus any still
-/// running or paused from earlier dates, in line and sequence order.
-pub async fn tasks(db: &Db, user_id: &str, date: &str) -> ProdResult<Vec<WorkOrder>> {
+/// running or paused from earlier dates and the day before's work not yet started (a night
+/// shift runs past midnight), in line and sequence order.
+pub async fn tasks(db: &Db, user_id: &str, date: Date) -> ProdResult<Vec<WorkOrder>> {
+    let day = format_date(date);
+    let before = date.previous_day().map(format_date).unwrap_or_default();
     fetch(
         db.pool(),
         "WHERE w.line_id IN (SELECT line_id FROM line_leaders WHERE user_id = $1)
            AND w.published_at IS NOT NULL
-           AND (w.work_date = $2 OR (w.work_date < $2 AND w.status IN ('in_progress', 'paused')))
+           AND (w.work_date = $2
+                OR (w.work_date < $2 AND w.status IN ('in_progress', 'paused'))
+                OR (w.work_date = $3 AND w.status = 'planned'))
          ORDER BY l.code, w.work_date, w.shift, w.sequence",
-        &[user_id, date],
+        &[user_id, &day, &before],
     )
     .await
-}
-
-/// Appends to a work order's history.
-pub async fn record<'e, E>(
-    exec: E,
-    work_order_id: &str,
-    kind: &str,
-    actor: Option<&str>,
-    from: Option<Status>,
-    to: Option<Status>,
-    detail: serde_json::Value,
-) -> Result<(), sqlx::Error>
-where
-    E: Executor<'e, Database = Any>,
-{
-    sqlx::query(
-        "INSERT INTO work_order_events (id, work_order_id, kind, at, actor_id, from_status, to_status, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(new_id())
-    .bind(work_order_id)
-    .bind(kind)
-    .bind(crate::clock::now())
-    .bind(actor)
-    .bind(from.map(Status::as_str))
-    .bind(to.map(Status::as_str))
-    .bind(detail.to_string())
-    .execute(exec)
-    .await
-    .map(|_| ())
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HistoryEntry {
-    pub at: String,
-    pub kind: String,
-    pub actor_id: Option<String>,
-    pub from_status: Option<String>,
-    pub to_status: Option<String>,
-    pub detail: serde_json::Value,
-}
-
-/// The work order's history, oldest first.
-pub async fn history(db: &Db, id: &str) -> ProdResult<Vec<HistoryEntry>> {
-    type HistoryRow = (
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    );
-    let rows: Vec<HistoryRow> = sqlx::query_as(
-        "SELECT at, kind, actor_id, from_status, to_status, detail FROM work_order_events
-             WHERE work_order_id = $1 ORDER BY at, id",
-    )
-    .bind(id)
-    .fetch_all(db.pool())
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| HistoryEntry {
-            at: crate::clock::rfc3339(r.0),
-            kind: r.1,
-            actor_id: r.2,
-            from_status: r.3,
-            to_status: r.4,
-            detail: serde_json::from_str(&r.5).unwrap_or(serde_json::Value::Null),
-        })
-        .collect())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_state_machine_allows_exactly_the_documented_transitions() {
-        use {Action as A, Status as S};
-        let allowed = [
-            (S::Planned, A::Start, S::InProgress),
-            (S::InProgress, A::Pause, S::Paused),
-            (S::Paused, A::Resume, S::InProgress),
-            (S::InProgress, A::Complete, S::Completed),
-            (S::Paused, A::Complete, S::Completed),
-            (S::Planned, A::Cancel, S::Cancelled),
-            (S::Paused, A::Cancel, S::Cancelled),
-        ];
-        for from in Status::ALL {
-            for action in [A::Start, A::Pause, A::Resume, A::Complete, A::Cancel] {
-                let expected = allowed
-                    .iter()
-                    .find(|(f, a, _)| *f == from && *a == action)
-                    .map(|t| t.2);
-                assert_eq!(from.after(action), expected, "{from:?} {action:?}");
-            }
-        }
-    }
 }

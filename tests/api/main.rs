@@ -10,4 +10,5 @@ mod edge;
 mod helpers;
 mod mail;
 mod production;
+mod production_ids;
 mod recovery;

@@ -6,7 +6,7 @@
 use time::Date;
 
 use super::sim::{self, Rng};
-use super::writer::{Table, V};
+use super::writer::{max_params, Table, V};
 use super::{DemoLine, Factory, Slot};
 use crate::db::Db;
 use crate::production::calendar::format_date;
@@ -141,6 +141,7 @@ impl Tables {
 
     /// Writes everything queued in one transaction.
     pub(super) async fn flush(&mut self, db: &Db) -> anyhow::Result<()> {
+        let max_params = max_params(db.backend());
         let mut tx = db.begin_write().await?;
         for table in [
             &mut self.orders,
@@ -149,7 +150,7 @@ impl Tables {
             &mut self.output,
             &mut self.downtimes,
         ] {
-            table.flush(&mut tx).await?;
+            table.flush(&mut tx, max_params).await?;
         }
         tx.commit().await?;
         Ok(())
