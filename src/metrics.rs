@@ -1,6 +1,6 @@
 //! Prometheus metrics: requests by route and status with latency histograms, login outcomes,
-//! refresh-token reuse, access-token rejections by reason, and the database pool's state (read at
-//! scrape time). Labels use the matched route template, never the raw path, so cardinality stays
+//! refresh-token reuse, access-token rejections by reason, alerts raised, messages parked in the
+//! database queue, and the database pool's state (read at scrape time). Labels use the matched route template, never the raw path, so cardinality stays
 //! bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -48,6 +48,8 @@ pub struct Metrics {
     token_rejections: Family<ReasonLabels, Counter>,
     pool_size: Gauge,
     pool_idle: Gauge,
+    alerts: Family<ReasonLabels, Counter>,
+    dead_messages: Gauge,
 }
 
 impl Default for Metrics {
@@ -66,6 +68,18 @@ impl Metrics {
         let token_rejections = Family::<ReasonLabels, Counter>::default();
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
+        let alerts = Family::<ReasonLabels, Counter>::default();
+        let dead_messages = Gauge::default();
+        registry.register(
+            "alerts_raised",
+            "Alerts raised, by rule kind",
+            alerts.clone(),
+        );
+        registry.register(
+            "queue_dead_messages",
+            "Messages parked in the database queue after too many failed deliveries",
+            dead_messages.clone(),
+        );
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -110,6 +124,8 @@ impl Metrics {
             token_rejections,
             pool_size,
             pool_idle,
+            alerts,
+            dead_messages,
         }
     }
 
@@ -141,6 +157,16 @@ impl Metrics {
         self.token_rejections
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    pub fn alert_raised(&self, kind: &'static str) {
+        self.alerts
+            .get_or_create(&ReasonLabels { reason: kind })
+            .inc();
+    }
+
+    pub fn dead_messages(&self, n: i64) {
+        self.dead_messages.set(n);
     }
 
     /// Renders the text exposition format, after reading the pool's state.

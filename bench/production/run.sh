@@ -16,7 +16,8 @@
 #   BENCH_LINES, BENCH_DAYS, BENCH_REPORT_EVERY   the demo (default 10, 365, 5)
 #   BENCH_DURATION        measured seconds per route (default 20)
 #   BENCH_WARMUP          warm-up seconds before each (default 5)
-#   BENCH_CONNECTIONS     wrk connections (default 8)
+#   BENCH_CONNECTIONS     wrk connections; a list measures each route at each (default "1 8":
+#                         one client alone = service time, then 8 at once)
 #   BENCH_THREADS         wrk threads (default 2)
 #   BENCH_QUIET_MAX       before each route, wait until processes outside the benchmark use at
 #                         most this % of one core (default 25) ...
@@ -36,7 +37,7 @@ DAYS="${BENCH_DAYS:-365}"
 EVERY="${BENCH_REPORT_EVERY:-5}"
 DURATION="${BENCH_DURATION:-20}"
 WARMUP="${BENCH_WARMUP:-5}"
-CONNS="${BENCH_CONNECTIONS:-8}"
+CONNS_LIST="${BENCH_CONNECTIONS:-1 8}"
 THREADS="${BENCH_THREADS:-2}"
 QUIET_MAX="${BENCH_QUIET_MAX:-25}"
 QUIET_TIMEOUT="${BENCH_QUIET_TIMEOUT:-120}"
@@ -46,11 +47,13 @@ IMS_BIN="${IMS_BIN:-$TARGET_DIR/release/ims}"
 READY_TIMEOUT=60
 STOP_TIMEOUT=15
 
-for v in LINES DAYS EVERY DURATION WARMUP CONNS THREADS QUIET_MAX QUIET_TIMEOUT; do
+for v in LINES DAYS EVERY DURATION WARMUP THREADS QUIET_MAX QUIET_TIMEOUT; do
   [[ "${!v}" =~ ^[0-9]+$ ]] || { echo "error: $v must be a whole number (got '${!v}')" >&2; exit 2; }
 done
-((DURATION > 0 && CONNS > 0 && THREADS > 0 && THREADS <= CONNS)) ||
-  { echo "error: durations and connections must be positive, threads at most connections" >&2; exit 2; }
+((DURATION > 0 && THREADS > 0)) || { echo "error: BENCH_DURATION and BENCH_THREADS must be positive" >&2; exit 2; }
+for c in $CONNS_LIST; do
+  [[ "$c" =~ ^[0-9]+$ ]] && ((c > 0)) || { echo "error: BENCH_CONNECTIONS: '$c' is not a positive number" >&2; exit 2; }
+done
 for b in $BACKENDS; do
   [[ "$b" == postgres || "$b" == sqlite ]] || { echo "error: unknown backend '$b'" >&2; exit 2; }
 done
@@ -220,24 +223,33 @@ login() { # email password -> access token
   jq -er .access_token <<<"$body" || die "no access_token in the login response for $1"
 }
 
-# measure backend name path token: probe once (status, first-request time), warm up, measure.
-# Leaves $WORK/<backend>-<name>.json.
+# measure backend name path token: probe once (status, first-request time), then for each
+# connection count warm up and measure. Leaves $WORK/<backend>-<name>-c<connections>.json.
 measure() {
-  local backend="$1" name="$2" path="$3" token="$4" out="$WORK/$1-$2" code first wpid s0 s1 cpu='{}'
-  read -r code first < <(curl -s -o "$out.probe" -w '%{http_code} %{time_total}\n' --max-time 30 \
-    -H "Authorization: Bearer $token" "$BASE$path")
-  if [[ "$code" != 200 ]]; then
-    log "$backend $name: $path answered HTTP $code; not measured"
-    jq -cn --arg c "$code" '{skipped: ("HTTP " + $c)}' >"$out.json"
-    return 0
-  fi
+  local backend="$1" name="$2" path="$3" token="$4" code first conns
+  read -r code first < <(curl -s -o "$WORK/$1-$2.probe" -w '%{http_code} %{time_total}\n' \
+    --max-time 30 -H "Authorization: Bearer $token" "$BASE$path")
+  for conns in $CONNS_LIST; do
+    if [[ "$code" != 200 ]]; then
+      jq -cn --arg c "$code" '{skipped: ("HTTP " + $c)}' >"$WORK/$1-$2-c$conns.json"
+    else
+      measure_at "$@" "$conns" "$first"
+    fi
+  done
+  [[ "$code" == 200 ]] || log "$backend $name: $path answered HTTP $code; not measured"
+}
+
+measure_at() { # backend name path token connections first_request_seconds
+  local backend="$1" name="$2" path="$3" token="$4" conns="$5" first="$6"
+  local out="$WORK/$1-$2-c$5" threads wpid s0 s1 cpu='{}'
+  threads=$((THREADS < conns ? THREADS : conns))
   wait_quiet
   if ((WARMUP > 0)); then
-    BENCH_TOKEN="$token" timeout --kill-after=5 $((WARMUP + 30)) wrk -t"$THREADS" -c"$CONNS" \
+    BENCH_TOKEN="$token" timeout --kill-after=5 $((WARMUP + 30)) wrk -t"$threads" -c"$conns" \
       -d"${WARMUP}s" --timeout 10s -s "$BENCH_DIR/get.lua" "$BASE$path" >"$out.warmup" 2>&1 ||
       { cat "$out.warmup" >&2; die "wrk warm-up of $name failed"; }
   fi
-  BENCH_TOKEN="$token" timeout --kill-after=5 $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" \
+  BENCH_TOKEN="$token" timeout --kill-after=5 $((DURATION + 30)) wrk -t"$threads" -c"$conns" \
     -d"${DURATION}s" --timeout 10s --latency -s "$BENCH_DIR/get.lua" "$BASE$path" >"$out.out" 2>&1 &
   wpid=$!
   BG_PIDS+=("$wpid")
@@ -251,9 +263,9 @@ measure() {
   kill -0 "$PID" 2>/dev/null || { tail -20 "$WORK/$backend.log" >&2; die "ims exited during $name"; }
   grep -q '^BENCH_JSON ' "$out.out" || { cat "$out.out" >&2; die "no results from wrk ($name)"; }
   grep '^BENCH_JSON ' "$out.out" | tail -1 | cut -d' ' -f2- |
-    jq -c --argjson cpu "$cpu" --arg first "$first" --argjson bytes "$(wc -c <"$out.probe")" \
+    jq -c --argjson cpu "$cpu" --arg first "$first" --argjson bytes "$(wc -c <"$WORK/$backend-$name.probe")" \
       '. + $cpu + {first_ms: (($first | tonumber) * 1000), bytes: $bytes}' >"$out.json"
-  log "$backend $name: $(jq -r '"\(.rps|floor) req/s, p50 \(.p50_ms) ms, p95 \(.p95_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.err_status), other CPU \(.cpu_other_pct // "?")%"' "$out.json")"
+  log "$backend $name, $conns connections: $(jq -r '"\(.rps|floor) req/s, p50 \(.p50_ms) ms, p95 \(.p95_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.err_status), other CPU \(.cpu_other_pct // "?")%"' "$out.json")"
 }
 
 # --------------------------------------------------------------------------------------------
@@ -346,11 +358,11 @@ done
 fmt_ms() { awk -v x="$1" 'BEGIN { if (x == "" || x == "null") print "–"; else if (x < 10) printf "%.2f ms", x; else printf "%.1f ms", x }'; }
 field() { jq -r ".$2 // empty" "$WORK/$1.json" 2>/dev/null; }
 target_of() { case "$1" in kpi_line | kpi_summary) echo 100 ;; my_tasks) echo 10 ;; esac; }
-verdict() { # backend name -> PASS/FAIL/n/a (targets are for PostgreSQL)
+verdict() { # result-file route -> PASS / FAIL / not measured
   local p95 skipped
-  skipped=$(field "$1-$2" skipped)
+  skipped=$(field "$1" skipped)
   [[ -z "$skipped" ]] || { echo "not measured ($skipped)"; return; }
-  p95=$(field "$1-$2" p95_ms)
+  p95=$(field "$1" p95_ms)
   if awk -v p="$p95" -v t="$(target_of "$2")" 'BEGIN { exit !(p < t) }'; then echo PASS; else echo FAIL; fi
 }
 describe() {
@@ -365,7 +377,7 @@ mkdir -p "$(dirname "$RESULTS_MD")"
 {
   echo "# Production dashboards — latest run"
   echo
-  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), revision $GIT_REV, $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), wrk $CONNS connections / $THREADS threads, ${WARMUP} s warm-up + ${DURATION} s measured per route. Data: \`ims demo --lines $LINES --days $DAYS --report-every-minutes $EVERY\`. Produced by \`bench/production/run.sh\`; method in bench/README.md."
+  echo "$(date -u '+%Y-%m-%d %H:%M UTC'), revision $GIT_REV, $(nproc) cores ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)), wrk with $(echo "$CONNS_LIST" | sed 's/ / and /g') connections (at most $THREADS threads), ${WARMUP} s warm-up + ${DURATION} s measured per route. Data: \`ims demo --lines $LINES --days $DAYS --report-every-minutes $EVERY\`. Produced by \`bench/production/run.sh\`; method in bench/README.md."
   echo
   echo "| backend | demo load | output reports | stops | work orders | database size |"
   echo "|---|---:|---:|---:|---:|---:|"
@@ -373,17 +385,19 @@ mkdir -p "$(dirname "$RESULTS_MD")"
     echo "| $b | $(jq -r '"\(.load_ms / 1000 | . * 10 | floor / 10) s"' "$WORK/$b-demo.json") | $(field "$b-demo" output_reports) | $(field "$b-demo" downtimes) | $(field "$b-demo" work_orders) | $(jq -r '"\(.db_bytes / 1048576 | floor) MiB"' "$WORK/$b-demo.json") |"
   done
   echo
-  echo "| backend | route | req/s | p50 | p95 | p99 | max | first request | body | target (p95) | CPU % of a core: ims / postgres / wrk / other |"
-  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"
+  echo "| backend | route | connections | req/s | p50 | p95 | p99 | max | first request | body | target (p95) | CPU % of a core: ims / postgres / wrk / other |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
   for b in $BACKENDS; do
     for n in kpi_line kpi_summary my_tasks; do
-      f="$b-$n"
-      if [[ -n "$(field "$f" skipped)" ]]; then
-        echo "| $b | $(describe "$n") | – | – | – | – | – | – | – | < $(target_of "$n") ms: $(verdict "$b" "$n") | – |"
-        continue
-      fi
-      errors=$(jq -r '.err_status + .err_connect + .err_read + .err_write + .err_timeout' "$WORK/$f.json")
-      echo "| $b | $(describe "$n") | $(jq -r '.rps | floor' "$WORK/$f.json") | $(fmt_ms "$(field "$f" p50_ms)") | $(fmt_ms "$(field "$f" p95_ms)") | $(fmt_ms "$(field "$f" p99_ms)") | $(fmt_ms "$(field "$f" max_ms)") | $(fmt_ms "$(field "$f" first_ms)") | $(($(field "$f" bytes) / 1024)) KiB | < $(target_of "$n") ms: $(verdict "$b" "$n")$( ((errors == 0)) || echo ", $errors errors") | $(jq -r '"\(.cpu_ims_pct // "?") / \(.cpu_postgres_pct // "?") / \(.cpu_wrk_pct // "?") / \(.cpu_other_pct // "?")"' "$WORK/$f.json") |"
+      for c in $CONNS_LIST; do
+        f="$b-$n-c$c"
+        if [[ -n "$(field "$f" skipped)" ]]; then
+          echo "| $b | $(describe "$n") | $c | – | – | – | – | – | – | – | < $(target_of "$n") ms: $(verdict "$f" "$n") | – |"
+          continue
+        fi
+        errors=$(jq -r '.err_status + .err_connect + .err_read + .err_write + .err_timeout' "$WORK/$f.json")
+        echo "| $b | $(describe "$n") | $c | $(jq -r '.rps | floor' "$WORK/$f.json") | $(fmt_ms "$(field "$f" p50_ms)") | $(fmt_ms "$(field "$f" p95_ms)") | $(fmt_ms "$(field "$f" p99_ms)") | $(fmt_ms "$(field "$f" max_ms)") | $(fmt_ms "$(field "$f" first_ms)") | $(($(field "$f" bytes) / 1024)) KiB | < $(target_of "$n") ms: $(verdict "$f" "$n")$( ((errors == 0)) || echo ", $errors errors") | $(jq -r '"\(.cpu_ims_pct // "?") / \(.cpu_postgres_pct // "?") / \(.cpu_wrk_pct // "?") / \(.cpu_other_pct // "?")"' "$WORK/$f.json") |"
+      done
     done
   done
   echo

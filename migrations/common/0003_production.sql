@@ -73,6 +73,9 @@ CREATE TABLE work_orders (
 );
 CREATE INDEX work_orders_slot ON work_orders(line_id, work_date, shift, sequence);
 CREATE INDEX work_orders_order ON work_orders(order_id);
+-- Open work (running, paused, planned) is a small slice of a year of history.
+CREATE INDEX work_orders_status ON work_orders(status, line_id);
+CREATE INDEX work_orders_date ON work_orders(work_date);
 
 -- Every transition and report, timestamped; the execution history of a work order.
 CREATE TABLE work_order_events (
@@ -103,6 +106,8 @@ CREATE TABLE output_reports (
 );
 CREATE INDEX output_reports_line ON output_reports(line_id, work_date);
 CREATE INDEX output_reports_wo ON output_reports(work_order_id);
+-- The factory's day across every line.
+CREATE INDEX output_reports_date ON output_reports(work_date);
 
 -- Stops: reported after the fact, or opened by a pause and closed by resume (ended_at NULL while open).
 CREATE TABLE downtimes (
@@ -118,6 +123,8 @@ CREATE TABLE downtimes (
 );
 CREATE INDEX downtimes_line ON downtimes(line_id, started_at);
 CREATE INDEX downtimes_open ON downtimes(ended_at, line_id);
+CREATE INDEX downtimes_wo ON downtimes(work_order_id);
+CREATE INDEX downtimes_started ON downtimes(started_at);
 
 -- kind: downtime | scrap
 CREATE TABLE reasons (

@@ -92,7 +92,7 @@ pub fn routes() -> Vec<Route> {
 pub struct ListQuery {
     /// `YYYY-MM-DD`, default today (factory calendar).
     pub from: Option<String>,
-    /// `YYYY-MM-DD`, default `from` + 6 days; at most 62 days after `from`.
+    /// `YYYY-MM-DD`, default `from` + 6 days; at most 62 days after `from` (5,000 work orders at most).
     pub to: Option<String>,
     pub line_id: Option<String>,
     pub order_id: Option<String>,

@@ -153,6 +153,7 @@ async fn raise(state: &AppState, r: Raise<'_>) -> anyhow::Result<bool> {
     }
     tx.commit().await?;
     state.notifier.wake.notify_one();
+    state.metrics.alert_raised(r.rule.kind.as_str());
     tracing::info!(alert = %id, kind = r.rule.kind.as_str(), "alert raised");
     Ok(true)
 }
@@ -317,9 +318,14 @@ async fn order_risk(state: &AppState, order_id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What time alone reveals: stops still open past a rule's threshold, orders slipping.
+/// What time alone reveals: stops still open past a rule's threshold, orders slipping. Also
+/// refreshes the count of parked queue messages for `/metrics`.
 pub async fn sweep(state: &AppState) -> anyhow::Result<()> {
     let now = crate::clock::now();
+    let dead: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM queue_messages WHERE dead = 1")
+        .fetch_one(state.db.pool())
+        .await?;
+    state.metrics.dead_messages(dead);
     let all_down: Vec<Rule> = rules(&state.db)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration};
 use utoipa::ToSchema;
 
-use super::calendar::{format_date, merge, overlap, week_start, FactoryClock, Shift};
-use super::lines;
+use super::calendar::{format_date, merge, overlap, week_start, FactoryClock};
+use super::lines::{self, Line};
 use super::oee::{self, Inputs, Oee};
 use super::orders::{self, Order, OrderStatus};
 use super::{invalid, ProdError, ProdResult};
@@ -59,44 +59,55 @@ pub fn check_range(from: Date, to: Date) -> ProdResult<()> {
     Ok(())
 }
 
-/// Inputs per (date, shift) for one line over a date range.
-async fn shift_inputs(
+/// (line id, date, shift) → inputs.
+type Slots = BTreeMap<(String, String, String), Inputs>;
+
+/// Inputs per (line, date, shift) over a date range, for one line or for every line, in three
+/// grouped queries.
+async fn slot_inputs(
     db: &Db,
     clock: &FactoryClock,
-    line_id: &str,
-    shifts: &[Shift],
+    lines: &[&Line],
+    one_line: Option<&str>,
     from: Date,
     to: Date,
     now: i64,
-) -> ProdResult<BTreeMap<(String, String), Inputs>> {
+) -> ProdResult<Slots> {
     let (f, t) = (format_date(from), format_date(to));
-    let mut slots: BTreeMap<(String, String), Inputs> = BTreeMap::new();
-    let planned: Vec<(String, String, i64)> = sqlx::query_as(
-        "SELECT work_date, shift, CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM work_orders
-         WHERE line_id = $1 AND work_date >= $2 AND work_date <= $3 AND status <> 'cancelled'
-         GROUP BY work_date, shift",
-    )
-    .bind(line_id)
+    let line_filter = if one_line.is_some() {
+        " AND line_id = $3"
+    } else {
+        ""
+    };
+    let line = one_line.unwrap_or_default();
+    let mut slots = Slots::new();
+    let planned: Vec<(String, String, String, i64)> = sqlx::query_as(&format!(
+        "SELECT line_id, work_date, shift, CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM work_orders
+         WHERE work_date >= $1 AND work_date <= $2{line_filter} AND status <> 'cancelled'
+         GROUP BY line_id, work_date, shift"
+    ))
     .bind(&f)
     .bind(&t)
+    .bind(line)
     .fetch_all(db.pool())
     .await?;
-    for (date, shift, qty) in planned {
-        slots.entry((date, shift)).or_default().planned_qty += qty;
+    for (line, date, shift, qty) in planned {
+        slots.entry((line, date, shift)).or_default().planned_qty += qty;
     }
-    let output: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT work_date, shift, CAST(COALESCE(SUM(good), 0) AS BIGINT), CAST(COALESCE(SUM(scrap), 0) AS BIGINT),
+    let output: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT line_id, work_date, shift, CAST(COALESCE(SUM(good), 0) AS BIGINT),
+                CAST(COALESCE(SUM(scrap), 0) AS BIGINT),
                 CAST(COALESCE(SUM(ideal_cycle_ms * (good + scrap)), 0) AS BIGINT)
-         FROM output_reports WHERE line_id = $1 AND work_date >= $2 AND work_date <= $3
-         GROUP BY work_date, shift",
-    )
-    .bind(line_id)
+         FROM output_reports WHERE work_date >= $1 AND work_date <= $2{line_filter}
+         GROUP BY line_id, work_date, shift"
+    ))
     .bind(&f)
     .bind(&t)
+    .bind(line)
     .fetch_all(db.pool())
     .await?;
-    for (date, shift, good, scrap, ideal) in output {
-        let slot = slots.entry((date, shift)).or_default();
+    for (line, date, shift, good, scrap, ideal) in output {
+        let slot = slots.entry((line, date, shift)).or_default();
         slot.good += good;
         slot.scrap += scrap;
         slot.ideal_ms += ideal;
@@ -104,26 +115,28 @@ async fn shift_inputs(
     // Real-time bounds of the period, widened by a day for night shifts.
     let start = clock.midnight(from);
     let end = clock.midnight(to + Duration::days(2));
-    let stops: Vec<(i64, Option<i64>)> = sqlx::query_as(
-        "SELECT started_at, ended_at FROM downtimes
-         WHERE line_id = $1 AND started_at < $2 AND (ended_at IS NULL OR ended_at > $3)",
-    )
-    .bind(line_id)
+    let stops: Vec<(String, i64, Option<i64>)> = sqlx::query_as(&format!(
+        "SELECT line_id, started_at, ended_at FROM downtimes
+         WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2){}",
+        line_filter
+    ))
     .bind(end)
     .bind(start)
+    .bind(line)
     .fetch_all(db.pool())
     .await?;
-    let stops = merge(
-        stops
-            .into_iter()
-            .map(|(s, e)| (s, e.unwrap_or(now)))
-            .collect(),
-    );
-    for ((date, shift_name), slot) in slots.iter_mut() {
-        let (Some(date), Some(shift)) = (
-            super::calendar::parse_date(date),
-            shifts.iter().find(|s| &s.name == shift_name),
-        ) else {
+    let mut by_line: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for (line, s, e) in stops {
+        by_line.entry(line).or_default().push((s, e.unwrap_or(now)));
+    }
+    let by_line: BTreeMap<String, Vec<(i64, i64)>> =
+        by_line.into_iter().map(|(l, v)| (l, merge(v))).collect();
+    for ((line_id, date, shift_name), slot) in slots.iter_mut() {
+        let shift = lines
+            .iter()
+            .find(|l| &l.id == line_id)
+            .and_then(|l| l.shifts.iter().find(|s| &s.name == shift_name));
+        let (Some(date), Some(shift)) = (super::calendar::parse_date(date), shift) else {
             continue;
         };
         let window = clock.window(date, shift);
@@ -135,7 +148,10 @@ async fn shift_inputs(
         // Breaks are spread over the shift: an elapsed fraction carries its share.
         slot.planned_secs = shift.planned_secs() * elapsed / (shift.minutes * 60).max(1);
         let live = (window.0, window.1.min(now));
-        slot.downtime_secs = stops.iter().map(|stop| overlap(live, *stop)).sum();
+        slot.downtime_secs = by_line
+            .get(line_id)
+            .map(|stops| stops.iter().map(|stop| overlap(live, *stop)).sum())
+            .unwrap_or(0);
     }
     Ok(slots)
 }
@@ -152,11 +168,11 @@ pub async fn line_oee(
         .await?
         .ok_or(ProdError::NotFound)?;
     let now = crate::clock::now();
-    let slots = shift_inputs(
+    let slots = slot_inputs(
         &state.db,
         &state.clock,
-        line_id,
-        &line.shifts,
+        &[&line],
+        Some(line_id),
         from,
         to,
         now,
@@ -164,7 +180,7 @@ pub async fn line_oee(
     .await?;
     let mut buckets: BTreeMap<String, Inputs> = BTreeMap::new();
     let mut total = Inputs::default();
-    for ((date, shift), inputs) in slots {
+    for ((_, date, shift), inputs) in slots {
         let key = match group {
             Group::Shift => format!("{date}/{shift}"),
             Group::Day => date,
@@ -230,21 +246,13 @@ pub async fn factory_summary(state: &AppState, date: Date) -> ProdResult<Factory
     )
     .fetch_all(state.db.pool())
     .await?;
+    let refs: Vec<&Line> = all.iter().collect();
+    let slots = slot_inputs(&state.db, &state.clock, &refs, None, date, date, now).await?;
     let mut factory = Inputs::default();
     let mut out = Vec::new();
-    for line in all {
-        let slots = shift_inputs(
-            &state.db,
-            &state.clock,
-            &line.id,
-            &line.shifts,
-            date,
-            date,
-            now,
-        )
-        .await?;
+    for line in &all {
         let mut day = Inputs::default();
-        for inputs in slots.values() {
+        for (_, inputs) in slots.iter().filter(|((l, _, _), _)| l == &line.id) {
             day += *inputs;
         }
         factory += day;
@@ -260,9 +268,9 @@ pub async fn factory_summary(state: &AppState, date: Date) -> ProdResult<Factory
         };
         out.push(LineToday {
             current_work_order: current.map(|c| c.1.clone()),
-            line_id: line.id,
-            line_code: line.code,
-            line_name: line.name,
+            line_id: line.id.clone(),
+            line_code: line.code.clone(),
+            line_name: line.name.clone(),
             state: state_now,
             oee: oee::compute(day),
         });

@@ -277,17 +277,32 @@ where
     Ok(rows.into_iter().filter_map(to_summary).collect())
 }
 
-/// Open (not cancelled) orders with their derived status — for risk checks and dashboards.
+/// Which orders are still open, in SQL: not cancelled, and with work not yet finished, or
+/// nothing scheduled, or due within the last two weeks (so an order finished short stays in view
+/// while it matters). A year of finished orders is never loaded for a dashboard.
+const OPEN: &str = "o.cancelled_at IS NULL AND (
+        EXISTS (SELECT 1 FROM work_orders w WHERE w.order_id = o.id
+                AND w.status IN ('planned', 'in_progress', 'paused'))
+        OR NOT EXISTS (SELECT 1 FROM work_orders w WHERE w.order_id = o.id AND w.status <> 'cancelled')
+        OR o.due_date >= $1)";
+
+/// Open orders with their derived status — for risk checks and dashboards.
 pub async fn open(db: &Db, clock: &FactoryClock) -> ProdResult<Vec<Order>> {
+    let recent = clock
+        .today()
+        .checked_sub(time::Duration::days(14))
+        .map(super::calendar::format_date)
+        .unwrap_or_default();
     let rows: Vec<Row> = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} {FROM} WHERE o.cancelled_at IS NULL ORDER BY o.due_date, o.id"
+        "SELECT {COLUMNS} {FROM} WHERE {OPEN} ORDER BY o.due_date, o.id"
     ))
+    .bind(&recent)
     .fetch_all(db.pool())
     .await?;
     let work = summaries(
         db.pool(),
-        "WHERE order_id IN (SELECT id FROM orders WHERE cancelled_at IS NULL)",
-        None,
+        &format!("WHERE order_id IN (SELECT o.id FROM orders o WHERE {OPEN})"),
+        Some(&recent),
     )
     .await?;
     let now = crate::clock::now();

@@ -368,7 +368,7 @@ pub async fn list(db: &Db, f: &ListFilter) -> ProdResult<Vec<WorkOrder>> {
         binds.push(status.as_str());
         filter.push_str(&format!(" AND w.status = ${}", binds.len()));
     }
-    filter.push_str(" ORDER BY w.work_date, w.shift, l.code, w.sequence LIMIT 2000");
+    filter.push_str(" ORDER BY w.work_date, w.shift, l.code, w.sequence LIMIT 5000");
     fetch(db.pool(), &filter, &binds).await
 }
 

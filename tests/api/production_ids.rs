@@ -89,10 +89,10 @@ async fn every_production_route_with_an_id_answers_404_for_an_unknown_one() {
 
 #[tokio::test]
 async fn the_database_queue_redelivers_unhandled_messages_then_parks_them() {
-    let app = spawn_app().await;
-    let db = ims::db::Db::connect(&app.state.config.database_url, 2)
-        .await
-        .unwrap();
+    // A migrated database with no IMS running on it, so no consumer competes for the messages.
+    let test_db = TestDb::new().await;
+    let config = ims::Config::from_env(&env_for(&test_db, &[])).unwrap();
+    let db = ims::app::open_database(&config).await.unwrap();
     let queue = ims::events::db_queue::DbQueue::new(db.clone());
     use ims::events::Queue;
     let attrs = ims::events::Attributes::default();
