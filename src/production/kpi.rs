@@ -77,7 +77,8 @@ async fn slot_inputs(
     let line_filter = if one_line.is_some() {
         " AND line_id = $3"
     } else {
-        ""
+        // Every line: the third parameter is bound to '' and always matches.
+        " AND $3 = ''"
     };
     let line = one_line.unwrap_or_default();
     let mut slots = Slots::new();
