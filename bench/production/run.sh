@@ -13,7 +13,7 @@
 #   IMS_BENCH_PG_URL      admin URL used to create/drop the bench database
 #                         (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_BACKENDS        "postgres sqlite" (default), or one of them
-#   BENCH_LINES, BENCH_DAYS, BENCH_REPORT_EVERY   the demo (default 10, 365, 5)
+#   BENCH_LINES, BENCH_DAYS, BENCH_REPORT_EVERY   the demo (default 10, 365, 4: over a million events)
 #   BENCH_DURATION        measured seconds per route (default 20)
 #   BENCH_WARMUP          warm-up seconds before each (default 5)
 #   BENCH_CONNECTIONS     wrk connections; a list measures each route at each (default "1 8":
@@ -34,7 +34,7 @@ PG_ADMIN_URL="${IMS_BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BACKENDS="${BENCH_BACKENDS:-postgres sqlite}"
 LINES="${BENCH_LINES:-10}"
 DAYS="${BENCH_DAYS:-365}"
-EVERY="${BENCH_REPORT_EVERY:-5}"
+EVERY="${BENCH_REPORT_EVERY:-4}"
 DURATION="${BENCH_DURATION:-20}"
 WARMUP="${BENCH_WARMUP:-5}"
 CONNS_LIST="${BENCH_CONNECTIONS:-1 8}"

@@ -107,8 +107,6 @@ CREATE TABLE output_reports (
 -- Covering: a line's OEE over a month is read from the index alone.
 CREATE INDEX output_reports_line ON output_reports(line_id, work_date, shift, good, scrap, ideal_cycle_ms);
 CREATE INDEX output_reports_wo ON output_reports(work_order_id);
--- The factory's day across every line.
-CREATE INDEX output_reports_date ON output_reports(work_date);
 
 -- Stops: reported after the fact, or opened by a pause and closed by resume (ended_at NULL while open).
 CREATE TABLE downtimes (
@@ -125,7 +123,6 @@ CREATE TABLE downtimes (
 CREATE INDEX downtimes_line ON downtimes(line_id, started_at);
 CREATE INDEX downtimes_open ON downtimes(ended_at, line_id);
 CREATE INDEX downtimes_wo ON downtimes(work_order_id);
-CREATE INDEX downtimes_started ON downtimes(started_at);
 
 -- kind: downtime | scrap
 CREATE TABLE reasons (

@@ -62,52 +62,51 @@ pub fn check_range(from: Date, to: Date) -> ProdResult<()> {
 /// (line id, date, shift) → inputs.
 type Slots = BTreeMap<(String, String, String), Inputs>;
 
-/// Inputs per (line, date, shift) over a date range, for one line or for every line, in three
-/// grouped queries.
+/// Inputs per (line, date, shift) over a date range for these lines, in three grouped queries
+/// that each read the `(line_id, work_date …)` indexes, one range per line.
 async fn slot_inputs(
     db: &Db,
     clock: &FactoryClock,
     lines: &[&Line],
-    one_line: Option<&str>,
     from: Date,
     to: Date,
     now: i64,
 ) -> ProdResult<Slots> {
+    if lines.is_empty() {
+        return Ok(Slots::new());
+    }
     let (f, t) = (format_date(from), format_date(to));
-    let line_filter = if one_line.is_some() {
-        " AND line_id = $3"
-    } else {
-        // Every line: the third parameter is bound to '' and always matches.
-        " AND $3 = ''"
-    };
-    let line = one_line.unwrap_or_default();
+    let placeholders: Vec<String> = (3..3 + lines.len()).map(|i| format!("${i}")).collect();
+    let line_filter = format!(" AND line_id IN ({})", placeholders.join(", "));
     let mut slots = Slots::new();
-    let planned: Vec<(String, String, String, i64)> = sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT line_id, work_date, shift, CAST(COALESCE(SUM(quantity), 0) AS BIGINT) FROM work_orders
          WHERE work_date >= $1 AND work_date <= $2{line_filter} AND status <> 'cancelled'
          GROUP BY line_id, work_date, shift"
-    ))
-    .bind(&f)
-    .bind(&t)
-    .bind(line)
-    .fetch_all(db.pool())
-    .await?;
-    for (line, date, shift, qty) in planned {
+    );
+    let mut q = sqlx::query_as::<_, (String, String, String, i64)>(&sql)
+        .bind(&f)
+        .bind(&t);
+    for l in lines {
+        q = q.bind(&l.id);
+    }
+    for (line, date, shift, qty) in q.fetch_all(db.pool()).await? {
         slots.entry((line, date, shift)).or_default().planned_qty += qty;
     }
-    let output: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT line_id, work_date, shift, CAST(COALESCE(SUM(good), 0) AS BIGINT),
                 CAST(COALESCE(SUM(scrap), 0) AS BIGINT),
                 CAST(COALESCE(SUM(ideal_cycle_ms * (good + scrap)), 0) AS BIGINT)
          FROM output_reports WHERE work_date >= $1 AND work_date <= $2{line_filter}
          GROUP BY line_id, work_date, shift"
-    ))
-    .bind(&f)
-    .bind(&t)
-    .bind(line)
-    .fetch_all(db.pool())
-    .await?;
-    for (line, date, shift, good, scrap, ideal) in output {
+    );
+    let mut q = sqlx::query_as::<_, (String, String, String, i64, i64, i64)>(&sql)
+        .bind(&f)
+        .bind(&t);
+    for l in lines {
+        q = q.bind(&l.id);
+    }
+    for (line, date, shift, good, scrap, ideal) in q.fetch_all(db.pool()).await? {
         let slot = slots.entry((line, date, shift)).or_default();
         slot.good += good;
         slot.scrap += scrap;
@@ -116,16 +115,17 @@ async fn slot_inputs(
     // Real-time bounds of the period, widened by a day for night shifts.
     let start = clock.midnight(from);
     let end = clock.midnight(to + Duration::days(2));
-    let stops: Vec<(String, i64, Option<i64>)> = sqlx::query_as(&format!(
+    let sql = format!(
         "SELECT line_id, started_at, ended_at FROM downtimes
-         WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2){}",
-        line_filter
-    ))
-    .bind(end)
-    .bind(start)
-    .bind(line)
-    .fetch_all(db.pool())
-    .await?;
+         WHERE started_at < $1 AND (ended_at IS NULL OR ended_at > $2){line_filter}"
+    );
+    let mut q = sqlx::query_as::<_, (String, i64, Option<i64>)>(&sql)
+        .bind(end)
+        .bind(start);
+    for l in lines {
+        q = q.bind(&l.id);
+    }
+    let stops = q.fetch_all(db.pool()).await?;
     let mut by_line: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
     for (line, s, e) in stops {
         by_line.entry(line).or_default().push((s, e.unwrap_or(now)));
@@ -169,16 +169,7 @@ pub async fn line_oee(
         .await?
         .ok_or(ProdError::NotFound)?;
     let now = crate::clock::now();
-    let slots = slot_inputs(
-        &state.db,
-        &state.clock,
-        &[&line],
-        Some(line_id),
-        from,
-        to,
-        now,
-    )
-    .await?;
+    let slots = slot_inputs(&state.db, &state.clock, &[&line], from, to, now).await?;
     let mut buckets: BTreeMap<String, Inputs> = BTreeMap::new();
     let mut total = Inputs::default();
     for ((_, date, shift), inputs) in slots {
@@ -248,7 +239,7 @@ pub async fn factory_summary(state: &AppState, date: Date) -> ProdResult<Factory
     .fetch_all(state.db.pool())
     .await?;
     let refs: Vec<&Line> = all.iter().collect();
-    let slots = slot_inputs(&state.db, &state.clock, &refs, None, date, date, now).await?;
+    let slots = slot_inputs(&state.db, &state.clock, &refs, date, date, now).await?;
     let mut factory = Inputs::default();
     let mut out = Vec::new();
     for line in &all {

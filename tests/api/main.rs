@@ -6,6 +6,7 @@ mod access;
 mod admin;
 mod auth;
 mod cli;
+mod demo;
 mod edge;
 mod helpers;
 mod mail;
