@@ -11,7 +11,9 @@
 #   2. cargo fmt --all -- --check; cargo clippy --all-targets --locked -- -D warnings
 #   3. PostgreSQL: scripts/lib/pg.sh (ims_pg_setup) finds or starts one and
 #      exports IMS_TEST_PG_URL. IMS_TEST_PG_FORCE_PRIVATE=1 forces a private
-#      throwaway cluster; see that file for all switches.
+#      throwaway cluster; see that file for all switches. Then the stand-ins the
+#      tests start themselves: Python's aiosmtpd (SMTP) and moto[server] (AWS,
+#      for the Cognito tests), installed with pip when missing.
 #   4. cargo nextest run --all-targets --no-fail-fast, twice:
 #      IMS_TEST_BACKEND=sqlite, then IMS_TEST_BACKEND=postgres.
 #      NEXTEST-ARGS (e.g. a test filter) are passed to both runs.
@@ -128,6 +130,27 @@ ensure_aiosmtpd() {
     }
 }
 
+# The AWS stand-in the OIDC tests start as a child process (moto_server, with
+# boto3 and joserfc, which the Cognito setup script uses): pip only, as Debian
+# does not package moto.
+ensure_moto() {
+    if command -v moto_server >/dev/null 2>&1 && python3 -c 'import moto, boto3, joserfc' >/dev/null 2>&1; then
+        return 0
+    fi
+    ims_log "moto missing: python3 -m pip install 'moto[server]'"
+    python3 -m pip install --quiet 'moto[server]' || {
+        ims_warn "pip could not install moto[server]: the OIDC tests will fail"
+        return 1
+    }
+    if ! command -v moto_server >/dev/null 2>&1; then
+        hash -r
+        command -v moto_server >/dev/null 2>&1 || {
+            ims_warn "moto_server is not on PATH after installing moto: the OIDC tests will fail"
+            return 1
+        }
+    fi
+}
+
 # --- 5. extension points (not implemented yet) --------------------------------
 
 # Browser tests for web/ go here: install Debian's chromium + chromium-driver
@@ -161,6 +184,7 @@ main() {
     ims_pg_setup
 
     run_step "aiosmtpd (SMTP server for the mail tests)" ensure_aiosmtpd
+    run_step "moto (AWS stand-in for the OIDC tests)" ensure_moto
 
     run_nextest sqlite "$@"
     run_nextest postgres "$@"

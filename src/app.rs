@@ -56,6 +56,8 @@ pub struct Services {
     pub alerts_channel: Arc<dyn AlertsChannel>,
     /// Wakes the event consumer when something was queued.
     pub events_wake: tokio::sync::Notify,
+    /// The external identity provider, when configured.
+    pub oidc: Option<crate::auth::oidc::Oidc>,
 }
 
 #[derive(Clone)]
@@ -153,7 +155,9 @@ impl App {
         let storage = crate::storage::from_url(&config.storage_url)?;
         let queue = crate::events::queue(&config, &db)?;
         let alerts_channel = crate::events::channel::from_config(&config)?;
+        let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
         let state = AppState(Arc::new(Services {
+            oidc,
             clock: FactoryClock::new(config.factory_offset),
             storage,
             queue,

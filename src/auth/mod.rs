@@ -1,11 +1,12 @@
 //! Authentication and authorisation: password hashing and policy, signing keys and access tokens,
-//! refresh-token sessions, login throttling, the revocation cache that makes disables and role
+//! refresh-token sessions, an external identity provider's tokens (OIDC), login throttling, the revocation cache that makes disables and role
 //! changes reach every instance within seconds, roles, and the audit trail. HTTP handlers live in
 //! `crate::http`; this module knows nothing of requests and responses.
 
 pub mod audit;
 pub mod hash_pool;
 pub mod keys;
+pub mod oidc;
 pub mod otp;
 pub mod password;
 pub mod password_policy;

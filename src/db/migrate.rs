@@ -36,6 +36,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/common/0003_production.sql"),
         postgres: include_str!("../../migrations/common/0003_production.sql"),
     },
+    Migration {
+        version: 4,
+        name: "external identities (OIDC provider users)",
+        sqlite: include_str!("../../migrations/common/0004_external_identities.sql"),
+        postgres: include_str!("../../migrations/common/0004_external_identities.sql"),
+    },
 ];
 
 /// An arbitrary constant naming IMS's migration lock in `pg_advisory_lock`.

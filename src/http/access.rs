@@ -96,7 +96,12 @@ struct Guard {
 }
 
 async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
-    let identity = authenticate(&g.state, req.headers())?;
+    let identity = match (&g.state.oidc, bearer(req.headers())) {
+        (Some(oidc), Some(token)) if crate::auth::oidc::looks_external(token) => {
+            external(&g.state, oidc, token).await?
+        }
+        _ => authenticate(&g.state, req.headers())?,
+    };
     if !identity.roles.iter().any(|r| g.roles.contains(r)) {
         return Err(ApiError::forbidden(
             "forbidden",
@@ -105,6 +110,50 @@ async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<R
     }
     req.extensions_mut().insert(identity);
     Ok(next.run(req).await)
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// Verifies an identity provider's access token and finds (or provisions) its user. A disabled
+/// user is refused like a bad token; the roles come from the token's groups, not the database.
+async fn external(
+    state: &AppState,
+    oidc: &crate::auth::oidc::Oidc,
+    token: &str,
+) -> Result<Identity, ApiError> {
+    let invalid = || {
+        ApiError::unauthorized(
+            "invalid_token",
+            "The access token is missing, invalid or expired.",
+        )
+    };
+    let who = oidc.verify(token).await.map_err(|reason| {
+        tracing::debug!(%reason, "identity provider token refused");
+        state.metrics.token_rejected("oidc");
+        invalid()
+    })?;
+    let user_id = crate::auth::oidc::provision(&state.db, &who).await?;
+    let user = state
+        .users
+        .get(&state.db, &user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if user.disabled {
+        state.metrics.token_rejected("disabled");
+        return Err(invalid());
+    }
+    Ok(Identity {
+        user_id,
+        roles: who.roles,
+        session_id: format!("oidc:{}", who.subject),
+    })
 }
 
 /// Verifies the bearer token in these request headers.

@@ -39,6 +39,12 @@ pub fn routes() -> Vec<Route> {
             Access::Public,
             get(jwks),
         ),
+        route(
+            Method::GET,
+            "/auth/oidc/config",
+            Access::Public,
+            get(oidc_config),
+        ),
     ]
 }
 
@@ -431,7 +437,27 @@ pub async fn me(State(state): State<AppState>, identity: Identity) -> ApiResult<
         .ok_or_else(|| {
             ApiError::unauthorized("invalid_token", "The account is no longer active.")
         })?;
-    Ok(Json(UserView::from(user.as_ref())))
+    let mut view = UserView::from(user.as_ref());
+    // An identity provider's user holds the roles its groups grant now.
+    view.roles = identity.roles;
+    Ok(Json(view))
+}
+
+/// Whether the web app should offer sign-in with the external identity provider, and how
+/// (authorization code with PKCE).
+#[utoipa::path(get, path = "/auth/oidc/config", tag = "auth",
+    responses((status = 200, body = crate::auth::oidc::PublicConfig)))]
+pub async fn oidc_config(State(state): State<AppState>) -> Json<crate::auth::oidc::PublicConfig> {
+    Json(match &state.oidc {
+        Some(oidc) => oidc.public_config(),
+        None => crate::auth::oidc::PublicConfig {
+            enabled: false,
+            issuer: None,
+            client_id: None,
+            discovery_url: None,
+            flow: None,
+        },
+    })
 }
 
 /// Public keys that verify IMS access tokens.

@@ -16,7 +16,7 @@ use super::{
         ops_routes::healthz, ops_routes::readyz, ops_routes::metrics, ops_routes::openapi,
         ops_routes::docs_page, ops_routes::docs_script,
         auth_routes::login, auth_routes::refresh, auth_routes::logout, auth_routes::me,
-        auth_routes::jwks,
+        auth_routes::jwks, auth_routes::oidc_config,
         admin_routes::list_users, admin_routes::create_user, admin_routes::get_user,
         admin_routes::update_user, admin_routes::revoke_sessions, admin_routes::unlock,
         admin_routes::list_audit,

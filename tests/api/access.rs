@@ -29,6 +29,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("POST", "/auth/logout", PUBLIC),
     ("GET", "/auth/me", ANY),
     ("GET", "/.well-known/jwks.json", PUBLIC),
+    ("GET", "/auth/oidc/config", PUBLIC),
     ("GET", "/api/admin/users", ADMIN),
     ("POST", "/api/admin/users", ADMIN),
     ("GET", "/api/admin/users/{id}", ADMIN),

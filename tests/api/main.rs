@@ -10,6 +10,7 @@ mod demo;
 mod edge;
 mod helpers;
 mod mail;
+mod oidc;
 mod production;
 mod production_ids;
 mod recovery;
