@@ -315,6 +315,14 @@ fn check_config(config: Config) -> anyhow::Result<()> {
     if config.mail_transport == crate::config::MailTransport::Smtp {
         crate::mail::smtp::SmtpTransport::new(&config)?;
     }
+    if config.storage_url.starts_with("s3://") {
+        anyhow::bail!("IMS_STORAGE_URL=s3://… needs the AWS adapter, which is not in this build");
+    }
+    if config.queue_url.is_some() {
+        anyhow::bail!("IMS_QUEUE_URL needs the AWS adapter (SQS), which is not in this build");
+    }
+    crate::events::channel::from_config(&config)?;
+    crate::auth::oidc::Oidc::from_config(&config)?;
     println!("{}", config.describe());
     eprintln!("configuration OK");
     Ok(())

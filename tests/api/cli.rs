@@ -752,6 +752,27 @@ async fn check_config_refuses_bad_configuration_clearly() {
             vec!["AI_API_KEY"],
             vec![],
         ),
+        bad(
+            "identity provider without its client",
+            vec![(
+                "IMS_OIDC_ISSUER",
+                "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_x",
+            )],
+            vec!["IMS_OIDC_ISSUER", "IMS_OIDC_CLIENT_ID"],
+            vec![],
+        ),
+        bad(
+            "factory offset",
+            vec![("IMS_FACTORY_UTC_OFFSET", "Asia/Ho_Chi_Minh")],
+            vec!["IMS_FACTORY_UTC_OFFSET"],
+            vec![],
+        ),
+        bad(
+            "queue without the AWS adapter",
+            vec![("IMS_QUEUE_URL", "sqs://queue")],
+            vec!["IMS_QUEUE_URL"],
+            vec![],
+        ),
     ];
     for BadConfig {
         case,
