@@ -153,8 +153,8 @@ impl App {
                 .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
         crate::production::reasons::seed(&db).await?;
         let storage = crate::storage::from_url(&config.storage_url)?;
-        let queue = crate::events::queue(&config, &db)?;
-        let alerts_channel = crate::events::channel::from_config(&config)?;
+        let queue = crate::events::queue(&config, &db).await?;
+        let alerts_channel = crate::events::channel::from_config(&config).await?;
         let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
         let state = AppState(Arc::new(Services {
             oidc,

@@ -318,10 +318,16 @@ fn check_config(config: Config) -> anyhow::Result<()> {
     if config.storage_url.starts_with("s3://") {
         anyhow::bail!("IMS_STORAGE_URL=s3://… needs the AWS adapter, which is not in this build");
     }
-    if config.queue_url.is_some() {
-        anyhow::bail!("IMS_QUEUE_URL needs the AWS adapter (SQS), which is not in this build");
+    if let Some(queue) = &config.queue_url {
+        crate::aws::queue_http_url(queue, config.aws_endpoint_url.as_ref())?;
     }
-    crate::events::channel::from_config(&config)?;
+    if config
+        .alerts_topic_arn
+        .as_deref()
+        .is_some_and(|a| !a.starts_with("arn:"))
+    {
+        anyhow::bail!("IMS_ALERTS_TOPIC_ARN must be an SNS topic ARN (arn:aws:sns:…)");
+    }
     crate::auth::oidc::Oidc::from_config(&config)?;
     println!("{}", config.describe());
     eprintln!("configuration OK");

@@ -1,6 +1,6 @@
 //! The alerts channel: where raised alerts are published for people and systems outside IMS.
 //! The embedded one writes a structured log line (`target: ims::alerts`), which a log shipper
-//! can route; the AWS build publishes to SNS with the same attributes.
+//! can route; with `IMS_ALERTS_TOPIC_ARN` it publishes to SNS with the same attributes.
 
 use super::{Attributes, QueueError, QueueFuture};
 
@@ -43,12 +43,21 @@ impl AlertsChannel for LogChannel {
     }
 }
 
-/// The channel the configuration asks for.
-pub fn from_config(config: &crate::Config) -> anyhow::Result<std::sync::Arc<dyn AlertsChannel>> {
+/// The channel the configuration asks for: SNS when `IMS_ALERTS_TOPIC_ARN` is set, else the log.
+pub async fn from_config(
+    config: &crate::Config,
+) -> anyhow::Result<std::sync::Arc<dyn AlertsChannel>> {
     match &config.alerts_topic_arn {
         None => Ok(std::sync::Arc::new(LogChannel)),
-        Some(_) => anyhow::bail!(
-            "IMS_ALERTS_TOPIC_ARN needs the AWS adapter (SNS), which is not in this build; unset it to publish alerts to the log"
-        ),
+        Some(arn) => {
+            if !arn.starts_with("arn:") {
+                anyhow::bail!("IMS_ALERTS_TOPIC_ARN must be an SNS topic ARN (arn:aws:sns:…)");
+            }
+            let sdk = crate::aws::sdk_config(config).await?;
+            Ok(std::sync::Arc::new(super::sns::SnsChannel::new(
+                &sdk,
+                arn.clone(),
+            )))
+        }
     }
 }

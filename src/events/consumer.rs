@@ -39,11 +39,9 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 Ok(event) => alerts::on_event(&state, &event)
                     .await
                     .map_err(|e| format!("{e:#}")),
-                // A body that cannot be parsed will never parse: drop it, loudly.
-                Err(e) => {
-                    tracing::error!(id = %message.id, error = %e, "unreadable queue message dropped");
-                    Ok(())
-                }
+                // A poison message: left undeleted, it is redelivered until the queue parks
+                // it in the dead-letter store after its maximum receives.
+                Err(e) => Err(format!("unreadable message: {e}")),
             };
             match handled {
                 Ok(()) => {

@@ -1,14 +1,16 @@
 //! Execution events, the queue they travel on, and the alerts channel. An event is written to
 //! the outbox in the same transaction as the change it describes ([`enqueue`]); the outbox
-//! worker hands it to the [`Queue`] (the database by default, SQS in the AWS build), and the
+//! worker hands it to the [`Queue`] (the database by default, SQS with `IMS_QUEUE_URL`), and the
 //! consumer ([`consumer`]) evaluates alert rules for it. Alerts are published to the
-//! [`AlertsChannel`] (the log by default, SNS in the AWS build) through the outbox as well, so
+//! [`AlertsChannel`] (the log by default, SNS with `IMS_ALERTS_TOPIC_ARN`) through the outbox as well, so
 //! neither a crash nor an outage of the queue or channel loses one. Message attributes (type,
 //! line, order, severity) travel beside the body so subscribers can filter without parsing it.
 
 pub mod channel;
 pub mod consumer;
 pub mod db_queue;
+pub mod sns;
+pub mod sqs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -101,16 +103,18 @@ pub const MAX_RECEIVES: i64 = 5;
 /// Seconds a received message stays invisible.
 pub const VISIBILITY_SECS: i64 = 60;
 
-/// The queue the configuration asks for.
-pub fn queue(
+/// The queue the configuration asks for: SQS when `IMS_QUEUE_URL` is set, else the database.
+pub async fn queue(
     config: &crate::Config,
     db: &crate::db::Db,
 ) -> anyhow::Result<std::sync::Arc<dyn Queue>> {
     match &config.queue_url {
         None => Ok(std::sync::Arc::new(db_queue::DbQueue::new(db.clone()))),
-        Some(_) => anyhow::bail!(
-            "IMS_QUEUE_URL needs the AWS adapter (SQS), which is not in this build; unset it to use the database queue"
-        ),
+        Some(raw) => {
+            let url = crate::aws::queue_http_url(raw, config.aws_endpoint_url.as_ref())?;
+            let sdk = crate::aws::sdk_config(config).await?;
+            Ok(std::sync::Arc::new(sqs::SqsQueue::new(&sdk, url)))
+        }
     }
 }
 

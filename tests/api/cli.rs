@@ -768,7 +768,7 @@ async fn check_config_refuses_bad_configuration_clearly() {
             vec![],
         ),
         bad(
-            "queue without the AWS adapter",
+            "queue URL without account and name",
             vec![("IMS_QUEUE_URL", "sqs://queue")],
             vec!["IMS_QUEUE_URL"],
             vec![],

@@ -5,6 +5,7 @@
 mod access;
 mod admin;
 mod auth;
+mod aws_events;
 mod cli;
 mod demo;
 mod edge;

@@ -28,6 +28,18 @@ impl Moto {
             .local_addr()
             .unwrap()
             .port();
+        Self::start_on(port).await
+    }
+
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap()
+    }
+
+    pub async fn start_on(port: u16) -> Self {
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
