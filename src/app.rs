@@ -152,7 +152,7 @@ impl App {
                 .host_str()
                 .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
         crate::production::reasons::seed(&db).await?;
-        let storage = crate::storage::from_url(&config.storage_url)?;
+        let storage = crate::storage::from_config(&config).await?;
         let queue = crate::events::queue(&config, &db).await?;
         let alerts_channel = crate::events::channel::from_config(&config).await?;
         let oidc = crate::auth::oidc::Oidc::from_config(&config)?;

@@ -315,8 +315,8 @@ fn check_config(config: Config) -> anyhow::Result<()> {
     if config.mail_transport == crate::config::MailTransport::Smtp {
         crate::mail::smtp::SmtpTransport::new(&config)?;
     }
-    if config.storage_url.starts_with("s3://") {
-        anyhow::bail!("IMS_STORAGE_URL=s3://… needs the AWS adapter, which is not in this build");
+    if let Some(rest) = config.storage_url.strip_prefix("s3://") {
+        crate::storage::s3::parse_location(rest)?;
     }
     if let Some(queue) = &config.queue_url {
         crate::aws::queue_http_url(queue, config.aws_endpoint_url.as_ref())?;

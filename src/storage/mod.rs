@@ -6,6 +6,7 @@
 //! checks uploads before they are stored.
 
 pub mod local;
+pub mod s3;
 pub mod sniff;
 
 use std::fmt::Write as _;
@@ -80,10 +81,25 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Selects the backend from `IMS_STORAGE_URL`: `file:///abs/path` or `file://relative/path` (the
-/// rest after `file://` is the directory) gives a [`local::LocalStorage`]; `s3://` needs the AWS
-/// adapter, which this build does not have; anything else is an error naming the variable. The
-/// value itself is not echoed, in case it holds a credential.
+/// The backend `IMS_STORAGE_URL` names: `s3://bucket/prefix` gives [`s3::S3Storage`] (SSE-KMS,
+/// through the AWS SDK's default credential chain); anything else goes to [`from_url`].
+pub async fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
+    if config.storage_url.starts_with("s3://") {
+        let sdk = crate::aws::sdk_config(config).await?;
+        let path_style = config.aws_endpoint_url.is_some();
+        return Ok(Arc::new(s3::S3Storage::new(
+            &sdk,
+            &config.storage_url,
+            path_style,
+        )?));
+    }
+    from_url(&config.storage_url)
+}
+
+/// Selects a local backend from `IMS_STORAGE_URL`: `file:///abs/path` or `file://relative/path`
+/// (the rest after `file://` is the directory) gives a [`local::LocalStorage`]; `s3://` is handled
+/// by [`from_config`], which needs the AWS SDK configuration; anything else is an error naming the
+/// variable. The value itself is not echoed, in case it holds a credential.
 pub fn from_url(url: &str) -> anyhow::Result<Arc<dyn Storage>> {
     if let Some(dir) = url.strip_prefix("file://") {
         if dir.is_empty() {
@@ -93,7 +109,7 @@ pub fn from_url(url: &str) -> anyhow::Result<Arc<dyn Storage>> {
     }
     if url.starts_with("s3://") {
         return Err(anyhow!(
-            "IMS_STORAGE_URL=s3://… needs the AWS adapter, which is not in this build; use file://"
+            "IMS_STORAGE_URL=s3://… is opened with the AWS adapter (storage::from_config), not as a file:// directory"
         ));
     }
     bail!("IMS_STORAGE_URL must start with file:// (e.g. file:///var/lib/ims/documents) or s3://")
@@ -156,7 +172,7 @@ mod tests {
     }
 
     #[test]
-    fn from_url_refuses_s3_in_this_build() {
+    fn from_url_leaves_s3_to_the_aws_adapter() {
         let err = from_url("s3://bucket/prefix").err().unwrap().to_string();
         assert!(err.contains("AWS adapter"), "{err}");
         assert!(err.contains("file://"), "{err}");

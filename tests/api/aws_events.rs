@@ -1,4 +1,4 @@
-//! Events on SQS and alerts on SNS, against `moto_server` on loopback: execution events travel
+//! Documents on S3, events on SQS and alerts on SNS, against `moto_server` on loopback: execution events travel
 //! through the SQS queue (with their attributes) and raise alerts, which reach an SNS subscriber
 //! queue with filterable attributes; a poison message lands in the dead-letter queue after the
 //! redrive policy's receives; while the stand-in is down, the outbox holds events and delivers
@@ -246,4 +246,92 @@ async fn events_wait_in_the_outbox_while_the_queue_is_down_and_arrive_when_it_re
     })
     .await;
     assert!(drained, "messages were left in the outbox");
+}
+
+#[tokio::test]
+async fn documents_on_s3_are_encrypted_with_kms_and_round_trip() {
+    let moto = Moto::start().await;
+    resources(&moto).await;
+    let app = spawn_app_with(&[
+        ("IMS_AWS_ENDPOINT_URL", &moto.endpoint),
+        ("IMS_STORAGE_URL", "s3://ims-documents/plant-1"),
+    ])
+    .await;
+    assert_eq!(app.state.storage.name(), "s3");
+    let f = Floor::on(app).await;
+    let pdf = b"%PDF-1.7\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_vec();
+    let r = f
+        .app
+        .client
+        .post(f.app.url(&format!(
+            "/api/documents?owner_type=line&owner_id={}&kind=instruction&name=setup.pdf",
+            f.line
+        )))
+        .bearer_auth(&f.manager.access)
+        .header("content-type", "application/pdf")
+        .body(pdf.clone())
+        .send()
+        .await
+        .unwrap();
+    let doc = json_of(r, 201).await;
+    let id = doc["id"].as_str().unwrap();
+    let got = f
+        .app
+        .get(&format!("/api/documents/{id}/content"), &f.leader.access)
+        .await;
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.unwrap().to_vec(), pdf);
+
+    // The object sits under the prefix, encrypted with KMS.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build(),
+    );
+    let listed = s3
+        .list_objects_v2()
+        .bucket("ims-documents")
+        .prefix("plant-1/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let head = s3
+        .head_object()
+        .bucket("ims-documents")
+        .key(&keys[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.server_side_encryption().map(|e| e.as_str()),
+        Some("aws:kms")
+    );
+
+    let gone = f
+        .app
+        .client
+        .delete(f.app.url(&format!("/api/documents/{id}")))
+        .bearer_auth(&f.manager.access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 204);
+    let listed = s3
+        .list_objects_v2()
+        .bucket("ims-documents")
+        .prefix("plant-1/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty());
 }

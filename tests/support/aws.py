@@ -1,4 +1,4 @@
-"""Creates the IMS queues and topic on a moto server and prints their addresses as JSON.
+"""Creates the IMS documents bucket, queues and topic on a moto server and prints their addresses as JSON.
 
 Usage: python3 tests/support/aws.py http://127.0.0.1:PORT
 
@@ -15,6 +15,8 @@ import boto3
 endpoint = sys.argv[1]
 kw = dict(endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test")
 sqs = boto3.client("sqs", **kw)
+s3 = boto3.client("s3", **kw)
+s3.create_bucket(Bucket="ims-documents", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
 sns = boto3.client("sns", **kw)
 
 dlq = sqs.create_queue(QueueName="ims-events-dlq")["QueueUrl"]
