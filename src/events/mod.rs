@@ -48,6 +48,20 @@ pub struct Attributes {
     pub severity: String,
 }
 
+impl Attributes {
+    /// The attributes that have a value, as (name, value), for SQS and SNS message attributes.
+    pub fn pairs(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            ("type", Some(self.kind.as_str())),
+            ("line", self.line.as_deref()),
+            ("order", self.order.as_deref()),
+            ("severity", Some(self.severity.as_str())),
+        ]
+        .into_iter()
+        .filter_map(|(name, value)| value.filter(|v| !v.is_empty()).map(|v| (name, v)))
+    }
+}
+
 impl Event {
     pub fn attributes(&self) -> Attributes {
         Attributes {

@@ -43,21 +43,13 @@ impl AlertsChannel for SnsChannel {
                 .publish()
                 .topic_arn(&self.topic_arn)
                 .message(body);
-            let pairs = [
-                ("type", Some(attributes.kind.as_str())),
-                ("line", attributes.line.as_deref()),
-                ("order", attributes.order.as_deref()),
-                ("severity", Some(attributes.severity.as_str())),
-            ];
-            for (name, value) in pairs {
-                if let Some(v) = value.filter(|v| !v.is_empty()) {
-                    let value = MessageAttributeValue::builder()
-                        .data_type("String")
-                        .string_value(v)
-                        .build()
-                        .map_err(error)?;
-                    request = request.message_attributes(name, value);
-                }
+            for (name, v) in attributes.pairs() {
+                let value = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                    .map_err(error)?;
+                request = request.message_attributes(name, value);
             }
             request.send().await.map_err(error)?;
             Ok(())

@@ -51,16 +51,8 @@ impl Queue for SqsQueue {
                 .send_message()
                 .queue_url(&self.url)
                 .message_body(body);
-            let pairs = [
-                ("type", Some(attributes.kind.as_str())),
-                ("line", attributes.line.as_deref()),
-                ("order", attributes.order.as_deref()),
-                ("severity", Some(attributes.severity.as_str())),
-            ];
-            for (name, value) in pairs {
-                if let Some(v) = value.filter(|v| !v.is_empty()) {
-                    request = request.message_attributes(name, attribute(v)?);
-                }
+            for (name, v) in attributes.pairs() {
+                request = request.message_attributes(name, attribute(v)?);
             }
             request.send().await.map_err(error)?;
             Ok(())

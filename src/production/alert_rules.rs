@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_version, invalid, new_id, ProdError, ProdResult};
+use super::{check_version, guarded, invalid, new_id, ProdError, ProdResult};
 use crate::db::Db;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -181,9 +181,7 @@ pub async fn update_rule(
     .bind(current.version)
     .execute(db.pool())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
+    guarded(&done, current.version)?;
     rule(db, id).await
 }
 

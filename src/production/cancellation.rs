@@ -10,7 +10,7 @@ use sqlx::{Any, Transaction};
 use super::calendar::FactoryClock;
 use super::orders::{self, Order};
 use super::work_orders::{self, illegal, record, Action, Status, WorkOrder};
-use super::{check_version, conflict, ProdError, ProdResult};
+use super::{check_version, conflict, guarded, ProdError, ProdResult};
 use crate::db::Db;
 use crate::events::{self, Event};
 
@@ -61,9 +61,7 @@ pub async fn order(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(version + 1));
-    }
+    guarded(&done, version)?;
     // Lock the order's work orders, then look at them.
     sqlx::query("UPDATE work_orders SET version = version WHERE order_id = $1")
         .bind(id)
@@ -119,9 +117,7 @@ async fn cancel_in(
     .bind(version)
     .execute(&mut **tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(version + 1));
-    }
+    guarded(&done, version)?;
     let open: Vec<(String, String, i64)> = sqlx::query_as(
         "SELECT id, reason_code, started_at FROM downtimes WHERE work_order_id = $1 AND ended_at IS NULL",
     )

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::work_orders::{self, illegal, Action, Status, WorkOrder};
 use super::{
     calendar::{format_date, FactoryClock},
-    conflict, invalid, lines, new_id, quantity, reasons, ProdError, ProdResult, Viewer,
+    conflict, guarded, invalid, lines, new_id, quantity, reasons, ProdError, ProdResult, Viewer,
 };
 use crate::db::Db;
 use crate::events::{self, Event};
@@ -121,9 +121,7 @@ async fn bump(
         .bind(wo.version)
         .execute(&mut **tx)
         .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(wo.version + 1));
-    }
+    guarded(&done, wo.version)?;
     Ok(())
 }
 

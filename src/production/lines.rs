@@ -6,7 +6,9 @@ use sqlx::{Any, Executor};
 use utoipa::ToSchema;
 
 use super::calendar::{validate_shifts, Shift};
-use super::{check_version, conflict, invalid, new_id, text, LineKind, ProdError, ProdResult};
+use super::{
+    check_version, conflict, guarded, invalid, new_id, text, LineKind, ProdError, ProdResult,
+};
 use crate::auth::roles::{self, Role};
 use crate::db::{self, Db};
 
@@ -171,9 +173,7 @@ pub async fn update(
     .bind(current.version)
     .execute(db.pool())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
+    guarded(&done, current.version)?;
     get(db, id).await?.ok_or(ProdError::NotFound)
 }
 
@@ -221,9 +221,7 @@ pub async fn set_leaders(
     .bind(version)
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(version + 1));
-    }
+    guarded(&done, version)?;
     sqlx::query("DELETE FROM line_leaders WHERE line_id = $1")
         .bind(id)
         .execute(&mut *tx)

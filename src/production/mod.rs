@@ -149,6 +149,15 @@ pub fn quantity(field: &'static str, value: i64, allow_zero: bool) -> ProdResult
     Ok(value)
 }
 
+/// After an `UPDATE … WHERE id = $n AND version = $v`: no row changed means someone else moved
+/// the row past version `v` first.
+pub fn guarded(done: &sqlx::any::AnyQueryResult, version: i64) -> ProdResult<()> {
+    if done.rows_affected() == 0 {
+        return Err(ProdError::Stale(version + 1));
+    }
+    Ok(())
+}
+
 /// Compares an `If-Match` version with the current one.
 pub fn check_version(expected: Option<i64>, current: i64) -> ProdResult<()> {
     match expected {

@@ -14,7 +14,8 @@ use super::order_status::assess;
 pub use super::order_status::{OrderStatus, Progress, WorkSummary};
 use super::work_orders::Status;
 use super::{
-    check_version, conflict, invalid, new_id, quantity, text, LineKind, ProdError, ProdResult,
+    check_version, conflict, guarded, invalid, new_id, quantity, text, LineKind, ProdError,
+    ProdResult,
 };
 use crate::db::{self, Db};
 
@@ -204,9 +205,7 @@ pub async fn update(
     .bind(current.version)
     .execute(db.pool())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
+    guarded(&done, current.version)?;
     get(db, clock, id).await?.ok_or(ProdError::NotFound)
 }
 

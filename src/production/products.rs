@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_version, conflict, invalid, new_id, text, LineKind, ProdError, ProdResult};
+use super::{
+    check_version, conflict, guarded, invalid, new_id, text, LineKind, ProdError, ProdResult,
+};
 use crate::db::{self, Db};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -153,9 +155,7 @@ pub async fn update(
     .bind(current.version)
     .execute(db.pool())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
+    guarded(&done, current.version)?;
     get(db, id).await?.ok_or(ProdError::NotFound)
 }
 

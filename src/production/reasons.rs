@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{check_version, conflict, invalid, new_id, text, ProdError, ProdResult};
+use super::{check_version, conflict, guarded, invalid, new_id, text, ProdError, ProdResult};
 use crate::db::{self, Db};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -176,9 +176,7 @@ pub async fn update(
     .bind(current.version)
     .execute(db.pool())
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(current.version + 1));
-    }
+    guarded(&done, current.version)?;
     get(db, id).await
 }
 

@@ -14,8 +14,8 @@ use super::calendar::{format_date, parse_date};
 pub use super::history::{history, record, HistoryEntry};
 pub use super::state::{illegal, Action, Status};
 use super::{
-    check_version, conflict, invalid, lines, new_id, products, quantity, LineKind, ProdError,
-    ProdResult, Viewer,
+    check_version, conflict, guarded, invalid, lines, new_id, products, quantity, LineKind,
+    ProdError, ProdResult, Viewer,
 };
 use crate::db::Db;
 
@@ -331,9 +331,7 @@ pub async fn reschedule(
     .bind(expected)
     .execute(&mut *tx)
     .await?;
-    if done.rows_affected() == 0 {
-        return Err(ProdError::Stale(expected + 1));
-    }
+    guarded(&done, expected)?;
     record(&mut *tx, id, "rescheduled", Some(actor), Some(current.status), Some(current.status), serde_json::json!({
         "line_id": line_id, "work_date": date, "shift": shift, "sequence": sequence, "quantity": qty,
     }))

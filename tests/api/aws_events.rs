@@ -7,26 +7,10 @@
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use tokio::process::Command;
 
 use crate::helpers::*;
 use crate::oidc::Moto;
 use crate::production::{json_of, Floor};
-
-async fn resources(moto: &Moto) -> Value {
-    let out = Command::new("python3")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/aws.py"))
-        .arg(&moto.endpoint)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
 
 async fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -81,7 +65,7 @@ async fn drain(
 #[tokio::test]
 async fn events_travel_on_sqs_and_alerts_reach_sns_subscribers_with_attributes() {
     let moto = Moto::start().await;
-    let r = resources(&moto).await;
+    let r = moto.setup("aws.py").await;
     let s = |k: &str| r[k].as_str().unwrap().to_owned();
     let app = spawn_app_with(&[
         ("IMS_AWS_ENDPOINT_URL", &moto.endpoint),
@@ -164,7 +148,7 @@ async fn events_travel_on_sqs_and_alerts_reach_sns_subscribers_with_attributes()
 #[tokio::test]
 async fn events_wait_in_the_outbox_while_the_queue_is_down_and_arrive_when_it_returns() {
     let moto = Moto::start().await;
-    let r = resources(&moto).await;
+    let r = moto.setup("aws.py").await;
     let s = |k: &str| r[k].as_str().unwrap().to_owned();
     let app = spawn_app_with(&[
         ("IMS_AWS_ENDPOINT_URL", &moto.endpoint),
@@ -221,7 +205,7 @@ async fn events_wait_in_the_outbox_while_the_queue_is_down_and_arrive_when_it_re
 
     // It comes back (empty, as moto keeps no state; the queues are created again).
     let moto = Moto::start_on(port).await;
-    resources(&moto).await;
+    moto.setup("aws.py").await;
     let raised = eventually(Duration::from_secs(90), || async {
         json_of(f.app.get("/api/alerts", &f.manager.access).await, 200)
             .await
@@ -251,7 +235,7 @@ async fn events_wait_in_the_outbox_while_the_queue_is_down_and_arrive_when_it_re
 #[tokio::test]
 async fn documents_on_s3_are_encrypted_with_kms_and_round_trip() {
     let moto = Moto::start().await;
-    resources(&moto).await;
+    moto.setup("aws.py").await;
     let app = spawn_app_with(&[
         ("IMS_AWS_ENDPOINT_URL", &moto.endpoint),
         ("IMS_STORAGE_URL", "s3://ims-documents/plant-1"),

@@ -31,6 +31,25 @@ impl Moto {
         Self::start_on(port).await
     }
 
+    /// Runs a setup script of `tests/support/` against this stand-in; returns what it printed.
+    pub async fn setup(&self, script: &str) -> Value {
+        let out = Command::new("python3")
+            .arg(format!(
+                "{}/tests/support/{script}",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .arg(&self.endpoint)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     pub fn port(&self) -> u16 {
         self.endpoint
             .rsplit(':')
@@ -62,24 +81,6 @@ impl Moto {
     }
 }
 
-async fn cognito(moto: &Moto) -> Value {
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/support/cognito.py"
-        ))
-        .arg(&moto.endpoint)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 async fn status(app: &TestApp, path: &str, token: &str) -> u16 {
     app.get(path, token).await.status().as_u16()
 }
@@ -87,7 +88,7 @@ async fn status(app: &TestApp, path: &str, token: &str) -> u16 {
 #[tokio::test]
 async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_groups() {
     let moto = Moto::start().await;
-    let c = cognito(&moto).await;
+    let c = moto.setup("cognito.py").await;
     let s = |k: &str| c[k].as_str().unwrap().to_owned();
     let app = spawn_app_with(&[
         ("IMS_OIDC_ISSUER", &s("issuer")),
@@ -191,7 +192,7 @@ async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_group
 #[tokio::test]
 async fn without_the_providers_keys_its_tokens_are_refused_and_ims_tokens_still_work() {
     let moto = Moto::start().await;
-    let c = cognito(&moto).await;
+    let c = moto.setup("cognito.py").await;
     let s = |k: &str| c[k].as_str().unwrap().to_owned();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
