@@ -58,6 +58,8 @@ pub struct Services {
     pub events_wake: tokio::sync::Notify,
     /// The external identity provider, when configured.
     pub oidc: Option<crate::auth::oidc::Oidc>,
+    /// The `IMS_SECRETS_ID` secret, read again on an interval for rotations.
+    pub secret_store: Option<crate::secrets::store::Store>,
 }
 
 #[derive(Clone)]
@@ -126,7 +128,7 @@ impl App {
         )
         .await?;
 
-        let mail_transport = crate::mail::transport(&config)?;
+        let mail_transport = crate::mail::transport(&config).await?;
         let mail_sender = Sender {
             from: config.mail_from.parse().map_err(|_| {
                 anyhow::anyhow!(
@@ -156,8 +158,16 @@ impl App {
         let queue = crate::events::queue(&config, &db).await?;
         let alerts_channel = crate::events::channel::from_config(&config).await?;
         let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
+        let secret_store = match &config.secrets_id {
+            Some(id) => Some(crate::secrets::store::Store::new(
+                &crate::aws::sdk_config(&config).await?,
+                id,
+            )),
+            None => None,
+        };
         let state = AppState(Arc::new(Services {
             oidc,
+            secret_store,
             clock: FactoryClock::new(config.factory_offset),
             storage,
             queue,
@@ -229,5 +239,6 @@ fn source_name(source: &crate::secrets::Source) -> &'static str {
         crate::secrets::Source::Env => "environment",
         crate::secrets::Source::File(_) => "file",
         crate::secrets::Source::Generated(_) => "generated",
+        crate::secrets::Source::Store(_) => "secret store",
     }
 }

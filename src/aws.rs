@@ -7,8 +7,14 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::config::Config;
 
 pub async fn sdk_config(config: &Config) -> anyhow::Result<SdkConfig> {
+    sdk_config_for(config.aws_endpoint_url.as_ref()).await
+}
+
+/// The SDK configuration with an optional endpoint override (used before the configuration is
+/// parsed, to read the secret store).
+pub async fn sdk_config_for(endpoint: Option<&url::Url>) -> anyhow::Result<SdkConfig> {
     let mut loader = aws_config::defaults(BehaviorVersion::latest());
-    if let Some(endpoint) = &config.aws_endpoint_url {
+    if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
     }
     let sdk = loader.load().await;

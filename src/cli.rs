@@ -106,7 +106,7 @@ fn parse_role(text: &str) -> Result<Role, String> {
 
 pub async fn run() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::from_process_env() {
+    let config = match Config::load(&std::env::vars().collect()).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: configuration: {e}");
@@ -308,9 +308,6 @@ fn check_config(config: Config) -> anyhow::Result<()> {
         anyhow::bail!(
             "IMS_MAIL_FROM: not a valid mailbox such as 'IMS <no-reply@factory.example>'"
         );
-    }
-    if config.mail_transport == crate::config::MailTransport::Ses {
-        anyhow::bail!("IMS_MAIL_TRANSPORT=ses needs the AWS adapter, which is not in this build");
     }
     if config.mail_transport == crate::config::MailTransport::Smtp {
         crate::mail::smtp::SmtpTransport::new(&config)?;

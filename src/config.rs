@@ -31,6 +31,7 @@ const KNOWN_VARS: &[&str] = &[
     "IMS_ALERTS_TOPIC_ARN",
     "IMS_AWS_ENDPOINT_URL",
     "IMS_SECRETS_ID",
+    "IMS_SECRETS_REFRESH",
     "IMS_OIDC_ISSUER",
     "IMS_OIDC_CLIENT_ID",
     "IMS_OIDC_JWKS_URL",
@@ -47,6 +48,7 @@ const KNOWN_VARS: &[&str] = &[
     "IMS_LOGIN_IP_WINDOW",
     "IMS_CODE_REQUESTS_PER_CLIENT",
     "IMS_FACTORY_UTC_OFFSET",
+    "IMS_WEB_DIR",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +142,7 @@ fn describe_source(source: &Source) -> String {
         Source::Env => "environment".into(),
         Source::File(p) => format!("file {}", p.display()),
         Source::Generated(p) => format!("generated file {}", p.display()),
+        Source::Store(id) => format!("secret {id}"),
     }
 }
 
@@ -219,6 +222,8 @@ pub struct Config {
     pub alerts_topic_arn: Option<String>,
     pub aws_endpoint_url: Option<Url>,
     pub secrets_id: Option<String>,
+    /// How often the `IMS_SECRETS_ID` secret is read again (rotation without restart).
+    pub secrets_refresh: Duration,
     pub oidc_issuer: Option<Url>,
     pub oidc_client_id: Option<String>,
     pub oidc_jwks_url: Option<Url>,
@@ -229,16 +234,40 @@ pub struct Config {
     pub log_format: LogFormat,
     pub auth: AuthSettings,
     pub secrets: Secrets,
+    /// The built web app served at `/`.
+    pub web_dir: PathBuf,
 }
 
 impl Config {
-    /// Reads the configuration from the process environment.
-    pub fn from_process_env() -> Result<Self, ConfigError> {
-        Self::from_env(&std::env::vars().collect())
+    /// Reads the configuration from an environment snapshot, first reading the `IMS_SECRETS_ID`
+    /// secret from Secrets Manager when it is set.
+    pub async fn load(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let id = env
+            .get("IMS_SECRETS_ID")
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty());
+        let snapshot = match id {
+            Some(id) => Some(
+                secrets::store::Store::from_env(env, id)
+                    .await?
+                    .fetch()
+                    .await?,
+            ),
+            None => None,
+        };
+        Self::from_env_with(env, snapshot.as_ref())
     }
 
-    /// Reads the configuration from an environment snapshot.
+    /// Reads the configuration from an environment snapshot without a secret store.
     pub fn from_env(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::from_env_with(env, None)
+    }
+
+    /// Reads the configuration from an environment snapshot and one read of the secret store.
+    pub fn from_env_with(
+        env: &HashMap<String, String>,
+        store: Option<&secrets::store::Snapshot>,
+    ) -> Result<Self, ConfigError> {
         reject_unknown(env)?;
         let get = |k: &str| env.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
 
@@ -247,7 +276,7 @@ impl Config {
             .parse()
             .map_err(|_| invalid("IMS_LISTEN", "expected host:port, e.g. 127.0.0.1:8080"))?;
         let data_dir = PathBuf::from(get("IMS_DATA_DIR").unwrap_or("./ims-data"));
-        let resolver = Resolver::new(env);
+        let resolver = Resolver::new(env, store);
         let secrets = Secrets {
             jwt_signing_keys: resolver.resolve("JWT_SIGNING_KEYS")?,
             otp_pepper: resolver.resolve("OTP_PEPPER")?,
@@ -255,6 +284,21 @@ impl Config {
             database_password: resolver.resolve("DATABASE_PASSWORD")?,
             ai_api_key: resolver.resolve("AI_API_KEY")?,
         };
+        if let Some(snapshot) = store {
+            // Instances sharing a secret store must share their keys: never generate them locally.
+            for (name, value) in [
+                ("JWT_SIGNING_KEYS", &secrets.jwt_signing_keys),
+                ("OTP_PEPPER", &secrets.otp_pepper),
+            ] {
+                if value.is_none() {
+                    return Err(SecretError::MissingInStore {
+                        name: name.into(),
+                        id: snapshot.id.clone(),
+                    }
+                    .into());
+                }
+            }
+        }
 
         let database_url = database_url(get("IMS_DATABASE_URL"), &data_dir, &secrets)?;
         let public_url = match get("IMS_PUBLIC_URL") {
@@ -324,6 +368,10 @@ impl Config {
                 .map(|u| parse_http_url("IMS_AWS_ENDPOINT_URL", u))
                 .transpose()?,
             secrets_id: get("IMS_SECRETS_ID").map(str::to_owned),
+            secrets_refresh: match get("IMS_SECRETS_REFRESH") {
+                Some(raw) => parse_duration("IMS_SECRETS_REFRESH", raw)?,
+                None => Duration::from_secs(300),
+            },
             oidc_issuer,
             oidc_client_id: get("IMS_OIDC_CLIENT_ID").map(str::to_owned),
             oidc_jwks_url,
@@ -348,6 +396,7 @@ impl Config {
                 }
             },
             auth: auth_settings(&get)?,
+            web_dir: PathBuf::from(get("IMS_WEB_DIR").unwrap_or("web/dist")),
             data_dir,
             secrets,
         })
@@ -397,7 +446,9 @@ impl Config {
             format!("IMS_QUEUE_URL={}", opt(&self.queue_url)),
             format!("IMS_ALERTS_TOPIC_ARN={}", opt(&self.alerts_topic_arn)),
             format!("IMS_AWS_ENDPOINT_URL={}", opt_url(&self.aws_endpoint_url)),
+            format!("IMS_WEB_DIR={}", self.web_dir.display()),
             format!("IMS_SECRETS_ID={}", opt(&self.secrets_id)),
+            format!("IMS_SECRETS_REFRESH={}s", self.secrets_refresh.as_secs()),
             format!("IMS_OIDC_ISSUER={}", opt_url(&self.oidc_issuer)),
             format!("IMS_OIDC_CLIENT_ID={}", opt(&self.oidc_client_id)),
             format!("IMS_OIDC_JWKS_URL={}", opt_url(&self.oidc_jwks_url)),

@@ -29,6 +29,7 @@ pub mod kind {
     pub const USER_ENABLED: &str = "user_enabled";
     pub const SESSIONS_REVOKED: &str = "sessions_revoked";
     pub const CONFIG_LOADED: &str = "config_loaded";
+    pub const SECRET_ROTATED: &str = "secret_rotated";
     pub const MAIL_FAILED: &str = "mail_failed";
     pub const MAIL_RETRIED: &str = "mail_retried";
 }

@@ -47,6 +47,7 @@ pub enum Rejected {
 struct Claims {
     sub: String,
     token_use: String,
+    iat: i64,
     client_id: Option<String>,
     username: Option<String>,
     #[serde(rename = "cognito:groups", default)]
@@ -60,6 +61,8 @@ pub struct External {
     pub subject: String,
     pub username: String,
     pub roles: Vec<Role>,
+    /// The token's `iat` (Unix seconds): tokens from before an admin's revocation are refused.
+    pub issued_at: i64,
 }
 
 #[derive(Default)]
@@ -241,7 +244,7 @@ impl Oidc {
         validation.set_issuer(&[&self.issuer]);
         validation.validate_aud = false;
         validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "iat"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(|_| Rejected::Invalid)?;
         let claims = data.claims;
@@ -255,6 +258,7 @@ impl Oidc {
             issuer: self.issuer.clone(),
             username: claims.username.unwrap_or_else(|| claims.sub.clone()),
             roles: self.roles_for(&claims.groups),
+            issued_at: claims.iat,
             subject: claims.sub,
         })
     }

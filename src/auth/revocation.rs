@@ -145,8 +145,8 @@ pub async fn user_changed(
     user_id: &str,
 ) -> Result<i64, sqlx::Error> {
     let (version,): (i64,) = sqlx::query_as(
-        "UPDATE users SET auth_version = auth_version + 1, updated_at = $2 WHERE id = $1
-         RETURNING auth_version",
+        "UPDATE users SET auth_version = auth_version + 1, updated_at = $2, tokens_valid_after = $2
+         WHERE id = $1 RETURNING auth_version",
     )
     .bind(user_id)
     .bind(crate::clock::now())

@@ -42,6 +42,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/common/0004_external_identities.sql"),
         postgres: include_str!("../../migrations/common/0004_external_identities.sql"),
     },
+    Migration {
+        version: 5,
+        name: "token cut-off for identity-provider tokens",
+        sqlite: include_str!("../../migrations/common/0005_token_cutoff.sql"),
+        postgres: include_str!("../../migrations/common/0005_token_cutoff.sql"),
+    },
 ];
 
 /// An arbitrary constant naming IMS's migration lock in `pg_advisory_lock`.

@@ -13,6 +13,8 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::config::DatabaseUrl;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +27,7 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for Db {
@@ -72,7 +75,27 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open the database at {url}: {}", describe(&e)))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            url: url.clone(),
+        })
+    }
+
+    /// Uses `password` for every connection the pool opens from now on (a rotated
+    /// `DATABASE_PASSWORD`); connections already open stay as they are until they are replaced.
+    pub fn use_password(&self, password: &SecretString) -> anyhow::Result<()> {
+        if self.backend != Backend::Postgres {
+            anyhow::bail!("DATABASE_PASSWORD only applies to PostgreSQL");
+        }
+        let mut url = url::Url::parse(self.url.expose())
+            .map_err(|_| anyhow::anyhow!("IMS_DATABASE_URL is not a valid database URL"))?;
+        url.set_password(Some(password.expose_secret()))
+            .map_err(|_| anyhow::anyhow!("IMS_DATABASE_URL cannot carry a password"))?;
+        let options = AnyConnectOptions::from_str(url.as_str())
+            .map_err(|_| anyhow::anyhow!("IMS_DATABASE_URL is not a valid database URL"))?;
+        self.pool.set_connect_options(options);
+        Ok(())
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -121,7 +121,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .map(str::trim)
 }
 
-/// Verifies an identity provider's access token and finds (or provisions) its user. A disabled
+/// Verifies an identity provider's access token and finds (or provisions) its user. A token
+/// issued at or before the user's last auth change (revoked sessions, say) is refused. A disabled
 /// user is refused like a bad token; the roles come from the token's groups, not the database.
 async fn external(
     state: &AppState,
@@ -147,6 +148,11 @@ async fn external(
         .ok_or_else(invalid)?;
     if user.disabled {
         state.metrics.token_rejected("disabled");
+        return Err(invalid());
+    }
+    if who.issued_at <= user.tokens_valid_after {
+        // Issued before an admin revoked the user's sessions (or changed their access).
+        state.metrics.token_rejected("revoked");
         return Err(invalid());
     }
     Ok(Identity {

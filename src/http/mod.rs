@@ -1,5 +1,6 @@
 //! The HTTP edge: the router built from the route table ([`access`]), the middleware stack, the
-//! error type ([`error`]), extractors, handlers grouped by area, and the OpenAPI document.
+//! error type ([`error`]), extractors, handlers grouped by area, the OpenAPI document, and the
+//! web app ([`web`]) as the fallback.
 
 pub mod access;
 pub mod admin_routes;
@@ -16,6 +17,7 @@ pub mod ops_routes;
 pub mod order_routes;
 pub mod paging;
 pub mod recovery_routes;
+pub mod web;
 pub mod work_order_routes;
 
 use std::time::Duration;
@@ -60,7 +62,7 @@ pub fn router(state: AppState) -> Router {
             .max_age(Duration::from_secs(600))
     });
     access::router(&state)
-        .fallback(|| async { error::ApiError::not_found() })
+        .fallback(web::fallback)
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(middleware::request_id))

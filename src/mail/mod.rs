@@ -1,13 +1,14 @@
 //! Mail: templates, the outbox that makes delivery survive crashes and outages, and the transports
 //! behind one small trait — `file` (embedded default: one `.eml` per message, written atomically),
 //! `smtp` (lettre: plain on loopback, STARTTLS or implicit TLS, `SMTP_PASSWORD` authentication) and
-//! `ses` (filled in by the AWS adapter). Messages are built with lettre's typed builder, so no
+//! `ses` (Amazon SES v2, see [`ses`]). Messages are built with lettre's typed builder, so no
 //! user-supplied text can inject a header.
 
 pub mod file;
 pub mod message;
 pub mod notify;
 pub mod outbox;
+pub mod ses;
 pub mod smtp;
 pub mod templates;
 pub mod worker;
@@ -68,12 +69,12 @@ pub trait Transport: Send + Sync {
 }
 
 /// The transport the configuration asks for.
-pub fn transport(config: &Config) -> anyhow::Result<Arc<dyn Transport>> {
+pub async fn transport(config: &Config) -> anyhow::Result<Arc<dyn Transport>> {
     Ok(match config.mail_transport {
         MailTransport::File => Arc::new(file::FileTransport::new(config.data_dir.join("mail"))?),
         MailTransport::Smtp => Arc::new(smtp::SmtpTransport::new(config)?),
-        MailTransport::Ses => anyhow::bail!(
-            "IMS_MAIL_TRANSPORT=ses needs the AWS adapter, which is not in this build; use file or smtp"
-        ),
+        MailTransport::Ses => Arc::new(ses::SesTransport::new(
+            &crate::aws::sdk_config(config).await?,
+        )),
     })
 }

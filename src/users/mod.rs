@@ -24,6 +24,8 @@ pub struct User {
     pub disabled: bool,
     pub auth_version: i64,
     pub created_at: i64,
+    /// Identity-provider tokens issued at or before this (Unix seconds) are refused.
+    pub tokens_valid_after: i64,
 }
 
 impl std::fmt::Debug for User {
@@ -95,10 +97,12 @@ type Row = (
     i64,
     i64,
     i64,
+    i64,
 );
 
 const COLUMNS: &str =
-    "id, email, name, password_hash, roles, email_verified, disabled, auth_version, created_at";
+    "id, email, name, password_hash, roles, email_verified, disabled, auth_version, created_at, \
+     tokens_valid_after";
 
 fn from_row(r: Row) -> User {
     User {
@@ -111,6 +115,7 @@ fn from_row(r: Row) -> User {
         disabled: r.6 != 0,
         auth_version: r.7,
         created_at: r.8,
+        tokens_valid_after: r.9,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::oidc::Moto;
+use crate::moto::Moto;
 use crate::production::{json_of, Floor};
 
 async fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {

@@ -68,7 +68,7 @@ fn ims_on(db: &TestDb) -> Command {
 
 /// Runs a one-shot command to completion, feeding `stdin` (write errors are ignored: the command
 /// may exit before reading, e.g. on a usage error).
-async fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
+pub(crate) async fn run(mut cmd: Command, stdin: Option<&str>) -> Output {
     let mut child = cmd.spawn().expect("ims starts");
     let mut pipe = child.stdin.take().expect("stdin piped");
     if let Some(text) = stdin {

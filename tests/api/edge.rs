@@ -127,7 +127,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         ),
         (
             "GET unknown path",
-            c.get(app.url("/no/such/path")).send().await.unwrap(),
+            c.get(app.url("/api/no/such/path")).send().await.unwrap(),
             404,
         ),
         (
@@ -375,7 +375,7 @@ async fn bodies_over_64_kib_are_413_problems() {
 async fn unknown_routes_and_wrong_methods_are_problems() {
     let app = spawn_app().await;
     for path in [
-        "/nope",
+        "/api/v2/nope",
         "/api/nope",
         "/auth/nope",
         "/api/admin/users/00000000-0000-0000-0000-000000000000/nope",
@@ -744,7 +744,7 @@ async fn metrics_are_served_to_loopback_with_samples() {
     // An unmatched path must not become a label.
     let unknown = app
         .client
-        .get(app.url("/probe-9f3c2e7a"))
+        .get(app.url("/api/probe-9f3c2e7a"))
         .send()
         .await
         .unwrap();

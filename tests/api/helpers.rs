@@ -70,6 +70,18 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// A database this test set up itself at `url`, with a fresh data directory (removed on drop).
+    pub fn at(url: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("ims-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self {
+            url: url.to_owned(),
+            dir,
+            pg_name: None,
+            owner: true,
+        }
+    }
+
     /// The same database and data directory, for a second instance; cleaned up by the original.
     pub fn share(&self) -> Self {
         Self {
@@ -150,7 +162,9 @@ pub fn env_for(db: &TestDb, settings: &[(&str, &str)]) -> HashMap<String, String
 }
 
 pub async fn spawn_on(db: TestDb, settings: &[(&str, &str)]) -> TestApp {
-    let config = Config::from_env(&env_for(&db, settings)).expect("test configuration");
+    let config = Config::load(&env_for(&db, settings))
+        .await
+        .expect("test configuration");
     let app = App::build(config).await.expect("app builds");
     let base = format!("http://{}", app.local_addr());
     let state = app.state().clone();
@@ -261,6 +275,18 @@ impl TestApp {
             .bearer_auth(token)
             .json(body)
             .send()
+            .await
+            .unwrap()
+    }
+
+    /// `GET path` without a token; the body as JSON.
+    pub async fn public_json(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
             .await
             .unwrap()
     }

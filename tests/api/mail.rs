@@ -214,14 +214,14 @@ struct Part {
 
 /// A stored message, parsed.
 #[derive(Debug)]
-struct Mail {
+pub(crate) struct Mail {
     file: String,
     headers: Vec<(String, String)>,
     parts: Vec<Part>,
 }
 
 impl Mail {
-    fn parse(file: &str, raw: &[u8]) -> Mail {
+    pub(crate) fn parse(file: &str, raw: &[u8]) -> Mail {
         let text = String::from_utf8_lossy(raw).replace("\r\n", "\n");
         let (headers, body) = split_entity(&text);
         let mut parts = Vec::new();
@@ -233,7 +233,7 @@ impl Mail {
         }
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         header(&self.headers, name)
     }
 
@@ -251,7 +251,7 @@ impl Mail {
             .to_owned()
     }
 
-    fn subject(&self) -> &str {
+    pub(crate) fn subject(&self) -> &str {
         self.header("Subject").unwrap_or("").trim()
     }
 
@@ -271,7 +271,7 @@ impl Mail {
     }
 
     /// The code: the only six-digit number in the text part and in the HTML part.
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         let text = six_digit_runs(self.part("text/plain"));
         let html = six_digit_runs(self.part("text/html"));
         assert_eq!(text.len(), 1, "one six-digit number in the text: {text:?}");
@@ -459,7 +459,7 @@ async fn pending(db: &Db) -> i64 {
 }
 
 /// Waits until nothing is left to deliver (every request decided, every mail sent or failed).
-async fn settle(db: &Db, within: Duration) {
+pub(crate) async fn settle(db: &Db, within: Duration) {
     assert!(
         eventually(within, || async move { pending(db).await == 0 }).await,
         "the outbox still has pending rows after {within:?}"
@@ -467,15 +467,15 @@ async fn settle(db: &Db, within: Duration) {
 }
 
 #[derive(Debug)]
-struct MailRow {
-    id: String,
-    recipient: String,
-    status: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    lease_until: i64,
-    last_error: Option<String>,
-    payload: String,
+pub(crate) struct MailRow {
+    pub(crate) id: String,
+    pub(crate) recipient: String,
+    pub(crate) status: String,
+    pub(crate) attempts: i64,
+    pub(crate) next_attempt_at: i64,
+    pub(crate) lease_until: i64,
+    pub(crate) last_error: Option<String>,
+    pub(crate) payload: String,
 }
 
 type RawRow = (
@@ -489,7 +489,7 @@ type RawRow = (
     String,
 );
 
-async fn mail_rows(db: &Db) -> Vec<MailRow> {
+pub(crate) async fn mail_rows(db: &Db) -> Vec<MailRow> {
     let rows: Vec<RawRow> = sqlx::query_as(
         "SELECT id, recipient, status, attempts, next_attempt_at, lease_until, last_error, payload
          FROM outbox WHERE kind = 'mail' ORDER BY id",
@@ -555,7 +555,7 @@ async fn post(client: &reqwest::Client, url: String, body: &Value) -> reqwest::R
 }
 
 /// `forgot-password` for `email` through the IMS at `base`; asserts 202; returns the body.
-async fn forgot(client: &reqwest::Client, base: &str, email: &str) -> String {
+pub(crate) async fn forgot(client: &reqwest::Client, base: &str, email: &str) -> String {
     let r = post(
         client,
         format!("{base}/auth/forgot-password"),
@@ -567,7 +567,12 @@ async fn forgot(client: &reqwest::Client, base: &str, email: &str) -> String {
 }
 
 /// `verify-otp` with a password-reset code; asserts 200; returns the reset token.
-async fn verify(client: &reqwest::Client, base: &str, email: &str, code: &str) -> String {
+pub(crate) async fn verify(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    code: &str,
+) -> String {
     let r = post(
         client,
         format!("{base}/auth/verify-otp"),

@@ -1,85 +1,19 @@
 //! Cognito access tokens beside IMS's own, against a real stand-in: `moto_server` on loopback
 //! with user pools, groups and tokens from `initiate_auth` (`tests/support/cognito.py`). Roles
 //! come only from mapped groups; tokens of another pool or client, ID tokens, expired and forged ones are
-//! refused; users are provisioned by (iss, sub) and an ADMIN can disable them; without the
+//! refused; users are provisioned by (iss, sub) and an ADMIN can revoke their tokens or disable
+//! them; without the
 //! provider's keys its tokens are refused while IMS's own keep working.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use ims::auth::roles::Role;
 use serde_json::Value;
-use tokio::process::{Child, Command};
 
 use crate::helpers::*;
+use crate::moto::Moto;
 
 const ROLE_MAP: &str = "ims-admins=ADMIN,ims-managers=MANAGER,ims-line-leaders=LINE_LEADER";
-
-/// A moto server on a free loopback port, stopped when dropped.
-pub struct Moto {
-    pub endpoint: String,
-    _child: Child,
-}
-
-impl Moto {
-    pub async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port).await
-    }
-
-    /// Runs a setup script of `tests/support/` against this stand-in; returns what it printed.
-    pub async fn setup(&self, script: &str) -> Value {
-        let out = Command::new("python3")
-            .arg(format!(
-                "{}/tests/support/{script}",
-                env!("CARGO_MANIFEST_DIR")
-            ))
-            .arg(&self.endpoint)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{script}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    pub fn port(&self) -> u16 {
-        self.endpoint
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap()
-    }
-
-    pub async fn start_on(port: u16) -> Self {
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect(
-                "moto_server runs (python3 -m pip install 'moto[server]', or run scripts/test.sh)",
-            );
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let up = eventually(Duration::from_secs(30), || async {
-            reqwest::get(format!("{endpoint}/moto-api/")).await.is_ok()
-        })
-        .await;
-        assert!(up, "moto_server did not start");
-        Self {
-            endpoint,
-            _child: child,
-        }
-    }
-}
 
 async fn status(app: &TestApp, path: &str, token: &str) -> u16 {
     app.get(path, token).await.status().as_u16()
@@ -98,15 +32,7 @@ async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_group
     ])
     .await;
 
-    let config: Value = app
-        .client
-        .get(app.url("/auth/oidc/config"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let config = app.public_json("/auth/oidc/config").await;
     assert_eq!(config["enabled"], true);
     assert_eq!(config["client_id"], s("client_id").as_str());
 
@@ -174,6 +100,36 @@ async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_group
         .unwrap()
         .iter()
         .any(|u| u["id"] == id));
+    // Revoking the sessions of a provider user cuts the tokens issued before; a token the
+    // provider issues afterwards works.
+    let leader: Value = app
+        .get("/auth/me", &s("leader"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let leader_id = leader["id"].as_str().unwrap();
+    let r = app
+        .post(
+            &format!("/api/admin/users/{leader_id}/revoke-sessions"),
+            &admin.access,
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    let cut = eventually(Duration::from_secs(5), || async {
+        status(&app, "/auth/me", &s("leader")).await == 401
+    })
+    .await;
+    assert!(cut, "a revoked provider token still gets in");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let fresh = moto
+        .run("cognito.py", &["token", &s("client_id"), "lee-leader"], "")
+        .await;
+    let fresh = fresh["token"].as_str().unwrap();
+    assert_eq!(status(&app, "/auth/me", fresh).await, 200);
+    assert_eq!(status(&app, "/api/my/tasks", fresh).await, 200);
+
     let r = app
         .patch(
             &format!("/api/admin/users/{id}"),

@@ -1,6 +1,7 @@
 """Sets up Cognito user pools on a moto server and prints real tokens as JSON.
 
 Usage: python3 tests/support/cognito.py http://127.0.0.1:PORT
+       python3 tests/support/cognito.py http://127.0.0.1:PORT token CLIENT_ID USERNAME
 
 Two pools; in the first, one app client IMS trusts and one it does not, three groups and one
 user per case. Tokens come from initiate_auth (USER_PASSWORD_AUTH), as a web app would get them.
@@ -53,6 +54,11 @@ def tokens(client, username):
         AuthParameters={"USERNAME": username, "PASSWORD": PASSWORD},
     )["AuthenticationResult"]
 
+
+if sys.argv[2:3] == ["token"]:
+    # A fresh access token for an existing user: token CLIENT_ID USERNAME.
+    print(json.dumps({"token": tokens(sys.argv[3], sys.argv[4])["AccessToken"]}))
+    sys.exit(0)
 
 pool_id, client = pool("ims")
 other_client = idp.create_user_pool_client(

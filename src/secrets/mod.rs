@@ -1,13 +1,17 @@
 //! Secret resolution. Every secret `NAME` resolves, in order, from the environment variable
-//! `IMS_NAME`, from the file named by `IMS_NAME_FILE`, or (in a later adapter) from the JSON secret
-//! named by `IMS_SECRETS_ID`. Setting both `IMS_NAME` and `IMS_NAME_FILE` is refused, because one of
-//! them would silently win. Values only ever live in [`SecretString`], whose `Debug` is redacted; errors
-//! name the secret, never its value.
+//! `IMS_NAME`, from the file named by `IMS_NAME_FILE`, or from the key `NAME` of the JSON secret
+//! named by `IMS_SECRETS_ID` ([`store`], read once before the configuration is parsed and again on
+//! an interval by [`refresh`]). Setting both `IMS_NAME` and `IMS_NAME_FILE` is refused, because one
+//! of them would silently win. Values only ever live in [`SecretString`], whose `Debug` is redacted;
+//! errors name the secret, never its value.
+
+pub mod refresh;
+pub mod store;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// The secrets IMS knows about, by their contract names.
 pub const KNOWN: &[&str] = &[
@@ -24,6 +28,8 @@ pub enum Source {
     Env,
     File(PathBuf),
     Generated(PathBuf),
+    /// The key of that name in the Secrets Manager secret with this id.
+    Store(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +44,12 @@ pub enum SecretError {
     },
     #[error("secret {name}: the value is empty")]
     Empty { name: String },
-    #[error("secret {name}: IMS_SECRETS_ID is set, but the AWS secret store is not available in this build")]
-    StoreUnavailable { name: String },
+    #[error("secret {name}: IMS_SECRETS_ID is set, but the secret store was not read (load the configuration with Config::load)")]
+    StoreUnread { name: String },
+    #[error("IMS_SECRETS_ID {id}: {reason}")]
+    Store { id: String, reason: String },
+    #[error("secret {name}: not set as IMS_{name} or IMS_{name}_FILE, and the secret {id} (IMS_SECRETS_ID) has no key {name}; with a secret store it is never generated locally")]
+    MissingInStore { name: String, id: String },
 }
 
 /// A resolved secret and where it came from.
@@ -48,14 +58,16 @@ pub struct Resolved {
     pub source: Source,
 }
 
-/// Resolves secrets from a snapshot of the environment (so tests can pass their own).
+/// Resolves secrets from a snapshot of the environment (so tests can pass their own) and, when
+/// `IMS_SECRETS_ID` is set, from one read of that secret.
 pub struct Resolver<'a> {
     env: &'a HashMap<String, String>,
+    store: Option<&'a store::Snapshot>,
 }
 
 impl<'a> Resolver<'a> {
-    pub fn new(env: &'a HashMap<String, String>) -> Self {
-        Self { env }
+    pub fn new(env: &'a HashMap<String, String>, store: Option<&'a store::Snapshot>) -> Self {
+        Self { env, store }
     }
 
     /// Resolves `name`; `Ok(None)` when it is configured nowhere.
@@ -86,10 +98,21 @@ impl<'a> Resolver<'a> {
                     })
                 })
             }
-            (None, None) if self.env.contains_key("IMS_SECRETS_ID") => {
-                Err(SecretError::StoreUnavailable { name: name.into() })
-            }
-            (None, None) => Ok(None),
+            (None, None) => match self.store {
+                Some(snapshot) => match snapshot.get(name) {
+                    Some(value) => non_empty(name, value.expose_secret().to_owned()).map(|value| {
+                        Some(Resolved {
+                            value,
+                            source: Source::Store(snapshot.id.clone()),
+                        })
+                    }),
+                    None => Ok(None),
+                },
+                None if self.env.contains_key("IMS_SECRETS_ID") => {
+                    Err(SecretError::StoreUnread { name: name.into() })
+                }
+                None => Ok(None),
+            },
         }
     }
 }
@@ -105,7 +128,6 @@ fn non_empty(name: &str, value: String) -> Result<SecretString, SecretError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -121,12 +143,18 @@ mod tests {
         let path = dir.join("pepper");
         std::fs::write(&path, "from-file\n").unwrap();
         let e = env(&[("IMS_OTP_PEPPER_FILE", path.to_str().unwrap())]);
-        let got = Resolver::new(&e).resolve("OTP_PEPPER").unwrap().unwrap();
+        let got = Resolver::new(&e, None)
+            .resolve("OTP_PEPPER")
+            .unwrap()
+            .unwrap();
         assert_eq!(got.value.expose_secret(), "from-file");
         assert_eq!(got.source, Source::File(path));
 
         let e = env(&[("IMS_OTP_PEPPER", "direct")]);
-        let got = Resolver::new(&e).resolve("OTP_PEPPER").unwrap().unwrap();
+        let got = Resolver::new(&e, None)
+            .resolve("OTP_PEPPER")
+            .unwrap()
+            .unwrap();
         assert_eq!(got.value.expose_secret(), "direct");
     }
 
@@ -136,7 +164,10 @@ mod tests {
             ("IMS_SMTP_PASSWORD", "canary-value-123"),
             ("IMS_SMTP_PASSWORD_FILE", "/nonexistent"),
         ]);
-        let err = Resolver::new(&e).resolve("SMTP_PASSWORD").err().unwrap();
+        let err = Resolver::new(&e, None)
+            .resolve("SMTP_PASSWORD")
+            .err()
+            .unwrap();
         let text = err.to_string();
         assert!(text.contains("SMTP_PASSWORD"));
         assert!(!text.contains("canary-value-123"));
@@ -146,15 +177,15 @@ mod tests {
     fn missing_file_and_empty_values_are_errors() {
         let e = env(&[("IMS_AI_API_KEY_FILE", "/nonexistent/ims-key")]);
         assert!(matches!(
-            Resolver::new(&e).resolve("AI_API_KEY"),
+            Resolver::new(&e, None).resolve("AI_API_KEY"),
             Err(SecretError::Unreadable { .. })
         ));
         let e = env(&[("IMS_AI_API_KEY", "  ")]);
         assert!(matches!(
-            Resolver::new(&e).resolve("AI_API_KEY"),
+            Resolver::new(&e, None).resolve("AI_API_KEY"),
             Err(SecretError::Empty { .. })
         ));
-        assert!(Resolver::new(&env(&[]))
+        assert!(Resolver::new(&env(&[]), None)
             .resolve("AI_API_KEY")
             .unwrap()
             .is_none());

@@ -1,0 +1,427 @@
+//! Secrets from AWS Secrets Manager (`IMS_SECRETS_ID`) against `moto_server`: a secret encrypted
+//! with a customer-managed KMS key, rotated mid-test. A new signing key set takes effect without a
+//! restart and without logging anyone out; a rotated database password is used for new
+//! connections (proved on a private PostgreSQL cluster that checks passwords); a missing or
+//! malformed secret stops the start with a message naming the secret, never a value.
+
+use std::path::PathBuf;
+use std::process::Command as StdCommand;
+use std::time::Duration;
+
+use ims::auth::keys::generate_key_set_at;
+use ims::auth::roles::Role;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use sqlx::Connection;
+
+use crate::cli::{ims_command, run};
+use crate::helpers::*;
+use crate::moto::Moto;
+
+const PEPPER: &str = "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz";
+
+fn key_set(previous: Option<&str>, active_from: i64) -> String {
+    let previous = previous.map(|p| SecretString::from(p.to_owned()));
+    generate_key_set_at(previous.as_ref(), active_from)
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+fn kids_of(key_set: &str) -> Vec<String> {
+    let doc: Value = serde_json::from_str(key_set).unwrap();
+    doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn without(key_set: &str, kid: &str) -> String {
+    let mut doc: Value = serde_json::from_str(key_set).unwrap();
+    doc["keys"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|k| k["kid"] != kid);
+    doc.to_string()
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn served_kids(app: &TestApp) -> Vec<String> {
+    let jwks = app.public_json("/.well-known/jwks.json").await;
+    let mut kids: Vec<String> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    kids.sort();
+    kids
+}
+
+async fn wait_for_kids(app: &TestApp, expected: &[String]) {
+    let mut expected = expected.to_vec();
+    expected.sort();
+    let ok = eventually(Duration::from_secs(15), || {
+        let expected = expected.clone();
+        async move { served_kids(app).await == expected }
+    })
+    .await;
+    assert!(
+        ok,
+        "the served key set became {expected:?}: {:?}",
+        served_kids(app).await
+    );
+}
+
+async fn me(app: &TestApp, token: &str) -> u16 {
+    app.get("/auth/me", token).await.status().as_u16()
+}
+
+fn store_settings<'a>(moto: &'a Moto, id: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("IMS_SECRETS_ID", id),
+        ("IMS_AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+        ("IMS_SECRETS_REFRESH", "1s"),
+    ]
+}
+
+#[tokio::test]
+async fn a_rotated_signing_key_set_takes_effect_without_restart_or_logout() {
+    let moto = Moto::start().await;
+    let now = ims::clock::now();
+    let first = key_set(None, now - 60);
+    let id = "ims/rotation";
+    let created = moto
+        .run(
+            "secret_store.py",
+            &["create", id],
+            &json!({ "JWT_SIGNING_KEYS": first, "OTP_PEPPER": PEPPER }).to_string(),
+        )
+        .await;
+    assert_eq!(
+        created["described_kms_key"], created["kms_key"],
+        "the secret is encrypted with the customer-managed key"
+    );
+    let app = spawn_app_with(&store_settings(&moto, id)).await;
+    let old_kid = kids_of(&first)[0].clone();
+    assert_eq!(served_kids(&app).await, vec![old_kid.clone()]);
+    let admin = app.login_as(&[Role::Admin]).await;
+    assert_eq!(kid_of(&admin.access), old_kid);
+
+    // Rotation: a new key signs from now on; the old one keeps verifying.
+    let second = key_set(Some(&first), ims::clock::now() - 1);
+    let new_kid = kids_of(&second)[1].clone();
+    moto.run(
+        "secret_store.py",
+        &["put", id],
+        &json!({ "JWT_SIGNING_KEYS": second, "OTP_PEPPER": PEPPER }).to_string(),
+    )
+    .await;
+    wait_for_kids(&app, &[old_kid.clone(), new_kid.clone()]).await;
+    assert_eq!(me(&app, &admin.access).await, 200, "nobody is logged out");
+    let fresh = app.login_ok(&admin.email).await;
+    assert_eq!(kid_of(&fresh.access), new_kid, "the new key signs");
+    let refreshed = app.refresh(&admin.refresh).await;
+    assert_eq!(
+        refreshed.status(),
+        200,
+        "a session from before the rotation refreshes"
+    );
+    let refreshed: Value = refreshed.json().await.unwrap();
+    assert_eq!(kid_of(refreshed["access_token"].as_str().unwrap()), new_kid);
+
+    // Once the old key is retired, its tokens stop verifying; the new ones keep working.
+    let third = without(&second, &old_kid);
+    moto.run(
+        "secret_store.py",
+        &["put", id],
+        &json!({ "JWT_SIGNING_KEYS": third, "OTP_PEPPER": PEPPER }).to_string(),
+    )
+    .await;
+    wait_for_kids(&app, std::slice::from_ref(&new_kid)).await;
+    assert_eq!(me(&app, &admin.access).await, 401);
+    assert_eq!(me(&app, &fresh.access).await, 200);
+
+    // A malformed rotation is refused: the keys in use stay.
+    moto.run(
+        "secret_store.py",
+        &["put", id],
+        &json!({ "JWT_SIGNING_KEYS": "canary-not-a-key-set", "OTP_PEPPER": PEPPER }).to_string(),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(served_kids(&app).await, vec![new_kid.clone()]);
+    assert_eq!(me(&app, &fresh.access).await, 200);
+
+    let audit = app.audit(&fresh.access, "secret_rotated").await;
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    let text = serde_json::to_string(&audit).unwrap();
+    assert!(text.contains(id) && text.contains(&new_kid), "{text}");
+    for secret in [PEPPER, "private_key", "canary"] {
+        assert!(!text.contains(secret), "the audit shows {secret}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_or_malformed_secret_stops_the_start_naming_it_never_its_values() {
+    let moto = Moto::start().await;
+    let keys = key_set(None, ims::clock::now() - 60);
+    let cases = [
+        (
+            "ims/not-json",
+            "canary-plain-text".to_owned(),
+            "is not JSON",
+        ),
+        (
+            "ims/no-keys",
+            json!({ "OTP_PEPPER": "canary-pepper-0123456789abcdefghijklmnop" }).to_string(),
+            "has no key JWT_SIGNING_KEYS",
+        ),
+        (
+            "ims/bad-keys",
+            json!({ "JWT_SIGNING_KEYS": "canary-keys", "OTP_PEPPER": PEPPER }).to_string(),
+            "JWT_SIGNING_KEYS is not a JSON key set",
+        ),
+        (
+            "ims/bad-type",
+            json!({ "JWT_SIGNING_KEYS": keys, "OTP_PEPPER": PEPPER, "DATABASE_PASSWORD": 1234567 })
+                .to_string(),
+            "the value of DATABASE_PASSWORD must be a string",
+        ),
+    ];
+    for (id, value, _) in &cases {
+        moto.run("secret_store.py", &["create", id], value).await;
+    }
+    let absent = ("ims/absent", String::new(), "does not exist");
+    let data = std::env::temp_dir().join(format!("ims-secrets-{}", uuid::Uuid::new_v4().simple()));
+    for (id, _, expected) in cases.iter().chain(std::iter::once(&absent)) {
+        for command in ["check-config", "serve"] {
+            let mut cmd = ims_command();
+            cmd.arg(command)
+                .env("IMS_DATA_DIR", &data)
+                .env("IMS_LISTEN", "127.0.0.1:0")
+                .env("IMS_SECRETS_ID", id)
+                .env("IMS_AWS_ENDPOINT_URL", &moto.endpoint);
+            let out = run(cmd, None).await;
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert!(!out.status.success(), "{command} with {id} must fail");
+            assert!(
+                stderr.contains(id) || stderr.contains("JWT_SIGNING_KEYS"),
+                "{command} {id}: {stderr}"
+            );
+            assert!(stderr.contains(expected), "{command} {id}: {stderr}");
+            for output in [&stderr, &stdout] {
+                assert!(
+                    !output.contains("canary"),
+                    "{command} {id} shows a value: {output}"
+                );
+                assert!(!output.contains(PEPPER), "{command} {id} shows the pepper");
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A throwaway PostgreSQL cluster that checks passwords (SCRAM), unlike the test server.
+struct PasswordPg {
+    dir: PathBuf,
+    bin: PathBuf,
+    port: u16,
+    as_postgres: bool,
+}
+
+impl PasswordPg {
+    fn start(password: &str) -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/test.sh installs them)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(format!("ims-pw-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), password).unwrap();
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let as_postgres = unsafe { libc::geteuid() } == 0;
+        if as_postgres {
+            assert!(StdCommand::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status()
+                .unwrap()
+                .success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = Self {
+            dir,
+            bin,
+            port,
+            as_postgres,
+        };
+        let data = pg.dir.join("data");
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", pg.dir.join("pw").display()),
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+        );
+        let options = format!(
+            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            pg.dir.display()
+        );
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                pg.dir.join("log").to_str().unwrap(),
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "30",
+                "start",
+            ],
+        );
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let path = self.bin.join(tool);
+        let mut cmd = if self.as_postgres {
+            let mut c = StdCommand::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            StdCommand::new(&path)
+        };
+        let out = cmd.args(args).current_dir("/").output().unwrap();
+        assert!(
+            out.status.success(),
+            "{tool}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self, password: Option<&str>) -> String {
+        match password {
+            Some(p) => format!("postgres://postgres:{p}@127.0.0.1:{}/postgres", self.port),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+        }
+    }
+}
+
+impl Drop for PasswordPg {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let path = self.bin.join("pg_ctl");
+        let mut cmd = if self.as_postgres {
+            let mut c = StdCommand::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&path);
+            c
+        } else {
+            StdCommand::new(&path)
+        };
+        let _ = cmd
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .current_dir("/")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_database_password_is_used_for_new_connections() {
+    let pg = PasswordPg::start("first-db-pass");
+    let moto = Moto::start().await;
+    let keys = key_set(None, ims::clock::now() - 60);
+    let id = "ims/database";
+    let secret = |password: &str| {
+        json!({ "JWT_SIGNING_KEYS": keys, "OTP_PEPPER": PEPPER, "DATABASE_PASSWORD": password })
+            .to_string()
+    };
+    moto.run("secret_store.py", &["create", id], &secret("first-db-pass"))
+        .await;
+    let app = spawn_on(TestDb::at(&pg.url(None)), &store_settings(&moto, id)).await;
+    let admin = app.login_as(&[Role::Admin]).await;
+
+    // The password changes in the database and then in the store, as a rotation Lambda does it.
+    let mut conn = sqlx::PgConnection::connect(&pg.url(Some("first-db-pass")))
+        .await
+        .unwrap();
+    sqlx::query("ALTER ROLE postgres PASSWORD 'second-db-pass'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        sqlx::PgConnection::connect(&pg.url(Some("first-db-pass")))
+            .await
+            .is_err(),
+        "the cluster checks passwords"
+    );
+    moto.run("secret_store.py", &["put", id], &secret("second-db-pass"))
+        .await;
+    let rotated = eventually(Duration::from_secs(15), || async {
+        app.audit(&admin.access, "secret_rotated")
+            .await
+            .iter()
+            .any(|e| e["detail"]["key"] == "DATABASE_PASSWORD")
+    })
+    .await;
+    assert!(rotated, "the rotation was applied");
+
+    // Every open connection is cut: the pool reconnects, with the new password.
+    let mut conn = sqlx::PgConnection::connect(&pg.url(Some("second-db-pass")))
+        .await
+        .unwrap();
+    sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let back = eventually(Duration::from_secs(10), || async {
+        me(&app, &admin.access).await == 200
+    })
+    .await;
+    assert!(back, "requests work again after reconnecting");
+    let again = app.login_ok(&admin.email).await;
+    assert_eq!(me(&app, &again.access).await, 200, "writes work too");
+    let connected: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM pg_stat_activity
+         WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(connected >= 1, "the app holds new connections");
+}
