@@ -135,9 +135,10 @@ pub async fn content(
     identity: Identity,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    let (doc, bytes) = documents::content(&state, &identity.viewer(), &id).await?;
-    let mut response = bytes.into_response();
+    let (doc, stream) = documents::content(&state, &identity.viewer(), &id).await?;
+    let mut response = axum::body::Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(doc.size));
     let value = |s: &str| HeaderValue::from_str(s).map_err(|e| ApiError::internal(e.into()));
     headers.insert(header::CONTENT_TYPE, value(&doc.content_type)?);
     headers.insert(header::CONTENT_DISPOSITION, value(&disposition(&doc.name))?);

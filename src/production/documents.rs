@@ -134,6 +134,7 @@ fn storage_error(e: StorageError) -> ProdError {
             ProdError::Unavailable
         }
         StorageError::NotFound => ProdError::Other(anyhow::anyhow!("document content missing")),
+        StorageError::Corrupt => ProdError::Other(anyhow::anyhow!("document content corrupt")),
     }
 }
 
@@ -294,16 +295,17 @@ pub async fn list(
     Ok(rows.into_iter().filter_map(from_row).collect())
 }
 
-/// The content, verified against the stored checksum.
+/// The content as a stream, verified against the stored size and checksum on the way (a
+/// mismatch ends the stream with an error, so the transfer fails rather than delivering it).
 pub async fn content(
     state: &AppState,
     viewer: &Viewer,
     id: &str,
-) -> ProdResult<(Document, Vec<u8>)> {
+) -> ProdResult<(Document, storage::ByteStream)> {
     let doc = visible(state, viewer, id).await?;
-    let bytes = state
+    let stream = state
         .storage
-        .get(&doc.storage_key)
+        .open(&doc.storage_key)
         .await
         .map_err(|e| match e {
             StorageError::NotFound => ProdError::Other(anyhow::anyhow!(
@@ -312,13 +314,15 @@ pub async fn content(
             )),
             other => storage_error(other),
         })?;
-    if storage::sha256_hex(&bytes) != doc.sha256 {
-        return Err(ProdError::Other(anyhow::anyhow!(
-            "document {} failed its checksum",
-            doc.id
-        )));
-    }
-    Ok((doc, bytes))
+    let size = u64::try_from(doc.size).unwrap_or_default();
+    let id = doc.id.clone();
+    let checked = storage::verified(stream, doc.sha256.clone(), size);
+    let logged = futures_util::StreamExt::inspect(checked, move |chunk| {
+        if let Err(e) = chunk {
+            tracing::error!(document = %id, error = %e, "document download failed");
+        }
+    });
+    Ok((doc, Box::pin(logged)))
 }
 
 pub async fn delete(state: &AppState, id: &str) -> ProdResult<()> {

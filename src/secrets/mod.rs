@@ -103,7 +103,9 @@ impl<'a> Resolver<'a> {
                     Some(value) => non_empty(name, value.expose_secret().to_owned()).map(|value| {
                         Some(Resolved {
                             value,
-                            source: Source::Store(snapshot.id.clone()),
+                            source: Source::Store(
+                                snapshot.origin(name).unwrap_or(&snapshot.id).to_owned(),
+                            ),
                         })
                     }),
                     None => Ok(None),

@@ -67,7 +67,7 @@ pub async fn apply(
     let names: Vec<&'static str> = applied.keys().copied().collect();
     for name in names {
         let Some(value) = snapshot.get(name) else {
-            tracing::warn!(secret = %snapshot.id, key = name, "key removed from the secret store; keeping the value in use");
+            tracing::warn!(secrets = %snapshot.id, key = name, "key removed from the secret store; keeping the value in use");
             continue;
         };
         if applied
@@ -78,23 +78,24 @@ pub async fn apply(
         }
         // Remember it even when refused, so a bad value is reported once, not every round.
         applied.insert(name, value.clone());
+        let secret = snapshot.origin(name).unwrap_or(&snapshot.id);
         match change(state, name, value) {
             Ok(Some(detail)) => {
-                tracing::info!(secret = %snapshot.id, key = name, "rotated secret applied");
+                tracing::info!(secret, key = name, "rotated secret applied");
                 let event = Event::new(kind::SECRET_ROTATED).detail(serde_json::json!({
-                    "secret": snapshot.id, "key": name, "version": snapshot.version, "detail": detail,
+                    "secret": secret, "key": name, "version": snapshot.version(name), "detail": detail,
                 }));
                 if let Err(e) = audit::record(state.db.pool(), event).await {
                     tracing::warn!(error = %crate::db::describe(&e), "secret rotation not audited");
                 }
             }
             Ok(None) => tracing::warn!(
-                secret = %snapshot.id,
+                secret,
                 key = name,
                 "secret changed in the store; it takes effect at the next restart"
             ),
             Err(e) => tracing::error!(
-                secret = %snapshot.id,
+                secret,
                 key = name,
                 error = %e,
                 "rotated secret refused; keeping the value in use"

@@ -1,49 +1,72 @@
-//! The AWS Secrets Manager store behind `IMS_SECRETS_ID`: one secret (name or ARN, encrypted with
-//! the customer-managed KMS key) whose `SecretString` is a JSON object of `NAME: value` pairs. A
-//! value is a string, or a JSON object or array (a key set kept as structured JSON), which is handed
-//! on as its JSON text. Errors name the secret and the key, never a value: a missing secret, one
-//! the task role may not read or decrypt, and one that is not such an object are all clear start
-//! errors.
+//! The AWS Secrets Manager store behind `IMS_SECRETS_ID`: one secret, or several separated by
+//! commas (names or ARNs, encrypted with the customer-managed KMS key), each a `SecretString` that
+//! is a JSON object of `NAME: value` pairs. A value is a string, or a JSON object or array (a key
+//! set kept as structured JSON), handed on as its JSON text. A secret in the format Secrets
+//! Manager's RDS rotation maintains (`engine`, `username`, `password`, …) supplies its `password`
+//! as `DATABASE_PASSWORD`, so the rotation reaches IMS without a restart. A name found in two
+//! secrets is refused (one would silently win). Errors name the secret and the key, never a value:
+//! a missing secret, one the task role may not read or decrypt, and one that is not such an object
+//! are all clear start errors.
 
 use std::collections::HashMap;
 
 use aws_sdk_secretsmanager::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_secretsmanager::Client;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::SecretError;
 
-/// A client for the one secret IMS reads.
+/// A client for the secrets IMS reads.
 #[derive(Clone)]
 pub struct Store {
     client: Client,
-    id: String,
+    ids: Vec<String>,
 }
 
-/// One read of the secret: its version and its values by name.
+/// A value and the secret (id and version) it came from.
+struct Entry {
+    value: SecretString,
+    secret: String,
+    version: Option<String>,
+}
+
+/// One read of every secret: the values by name.
 pub struct Snapshot {
+    /// `IMS_SECRETS_ID` as configured, for messages.
     pub id: String,
-    pub version: Option<String>,
-    values: HashMap<String, SecretString>,
+    values: HashMap<String, Entry>,
 }
 
 impl Snapshot {
     pub fn get(&self, name: &str) -> Option<&SecretString> {
-        self.values.get(name)
+        self.values.get(name).map(|e| &e.value)
     }
 
-    /// True when `name` is here with exactly `value`.
-    pub fn holds(&self, name: &str, value: &SecretString) -> bool {
-        self.get(name)
-            .is_some_and(|v| v.expose_secret() == value.expose_secret())
+    /// The secret `name` came from.
+    pub fn origin(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(|e| e.secret.as_str())
     }
+
+    /// The version of the secret `name` came from.
+    pub fn version(&self, name: &str) -> Option<&str> {
+        self.values.get(name).and_then(|e| e.version.as_deref())
+    }
+}
+
+/// The secret ids in `IMS_SECRETS_ID` (comma-separated; names and ARNs never hold a comma).
+pub fn ids(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Store {
     pub fn new(sdk: &aws_config::SdkConfig, id: &str) -> Self {
         Self {
             client: Client::new(sdk),
-            id: id.to_owned(),
+            ids: ids(id),
         }
     }
 
@@ -68,17 +91,44 @@ impl Store {
         Ok(Self::new(&sdk, id))
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
+    /// Reads the current version of every secret and merges them.
+    pub async fn fetch(&self) -> Result<Snapshot, SecretError> {
+        let mut values: HashMap<String, Entry> = HashMap::new();
+        for id in &self.ids {
+            let (version, parsed) = self.fetch_one(id).await?;
+            for (name, value) in parsed {
+                if let Some(other) = values.get(&name) {
+                    return Err(SecretError::Store {
+                        id: id.clone(),
+                        reason: format!(
+                            "{name} is also in {}; keep each secret in one place",
+                            other.secret
+                        ),
+                    });
+                }
+                let entry = Entry {
+                    value,
+                    secret: id.clone(),
+                    version: version.clone(),
+                };
+                values.insert(name, entry);
+            }
+        }
+        Ok(Snapshot {
+            id: self.ids.join(","),
+            values,
+        })
     }
 
-    /// Reads the current version of the secret.
-    pub async fn fetch(&self) -> Result<Snapshot, SecretError> {
-        let id = self.id.clone();
+    async fn fetch_one(
+        &self,
+        id: &str,
+    ) -> Result<(Option<String>, HashMap<String, SecretString>), SecretError> {
+        let id = id.to_owned();
         let out = self
             .client
             .get_secret_value()
-            .secret_id(&self.id)
+            .secret_id(&id)
             .send()
             .await
             .map_err(|e| {
@@ -107,11 +157,7 @@ impl Store {
                 "it has no SecretString (a binary secret); store a JSON object of NAME: value pairs"
                     .into(),
         })?;
-        Ok(Snapshot {
-            values: parse(&id, text)?,
-            version: out.version_id().map(str::to_owned),
-            id,
-        })
+        Ok((out.version_id().map(str::to_owned), parse(&id, text)?))
     }
 }
 
@@ -129,8 +175,34 @@ fn parse(id: &str, text: &str) -> Result<HashMap<String, SecretString>, SecretEr
             "it is not a JSON object of NAME: value pairs".into(),
         ));
     };
+    // The RDS rotation format: its `password` is the database password; its other fields
+    // (engine, host, port, username, dbname) are not secrets IMS reads.
+    let rds = map.contains_key("engine") && map.contains_key("username");
+    if rds && map.contains_key("DATABASE_PASSWORD") {
+        return Err(malformed(
+            "it is an RDS credentials secret and also holds DATABASE_PASSWORD; keep one".into(),
+        ));
+    }
     map.into_iter()
+        .filter(|(name, _)| {
+            !rds || ![
+                "engine",
+                "host",
+                "port",
+                "username",
+                "dbname",
+                "dbClusterIdentifier",
+                "dbInstanceIdentifier",
+                "masterarn",
+            ]
+            .contains(&name.as_str())
+        })
         .map(|(name, value)| {
+            let name = if rds && name == "password" {
+                "DATABASE_PASSWORD".to_owned()
+            } else {
+                name
+            };
             let text = match value {
                 serde_json::Value::String(s) => s,
                 v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_)) => v.to_string(),
@@ -148,6 +220,7 @@ fn parse(id: &str, text: &str) -> Result<HashMap<String, SecretString>, SecretEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn values_are_strings_or_structured_json_and_errors_hide_values() {
@@ -177,5 +250,25 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(text.contains("DATABASE_PASSWORD"), "{text}");
+    }
+
+    #[test]
+    fn an_rds_credentials_secret_supplies_the_database_password() {
+        let parsed = parse(
+            "ims/db",
+            r#"{"engine":"postgres","host":"db","port":5432,"username":"ims","password":"canary-pw","dbname":"ims"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed["DATABASE_PASSWORD"].expose_secret(), "canary-pw");
+        assert_eq!(parsed.len(), 1, "the connection fields are not secrets");
+        let both = parse(
+            "ims/db",
+            r#"{"engine":"postgres","username":"ims","password":"a","DATABASE_PASSWORD":"b"}"#,
+        );
+        assert!(both.is_err());
+        assert_eq!(
+            ids(" a, arn:aws:secretsmanager:eu-west-1:1:secret:b-x ,"),
+            ["a", "arn:aws:secretsmanager:eu-west-1:1:secret:b-x"]
+        );
     }
 }

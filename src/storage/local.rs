@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::{valid_key, Storage, StorageError, StorageFuture};
+use bytes::Bytes;
+use tokio::io::AsyncReadExt;
+
+use super::{valid_key, ByteStream, Storage, StorageError, StorageFuture, CHUNK_BYTES};
 
 /// Documents as files in one directory.
 pub struct LocalStorage {
@@ -55,12 +58,25 @@ impl Storage for LocalStorage {
         })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> StorageFuture<'a, Vec<u8>> {
+    fn open<'a>(&'a self, key: &'a str) -> StorageFuture<'a, ByteStream> {
         Box::pin(async move {
-            match tokio::fs::read(self.path(key)?).await {
-                Err(e) if e.kind() == ErrorKind::NotFound => Err(StorageError::NotFound),
-                result => result.map_err(io_error),
-            }
+            let file = match tokio::fs::File::open(self.path(key)?).await {
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(StorageError::NotFound),
+                result => result.map_err(io_error)?,
+            };
+            let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+                let mut file = file?;
+                let mut buf = vec![0u8; CHUNK_BYTES];
+                match file.read(&mut buf).await {
+                    Ok(0) => None,
+                    Ok(n) => {
+                        buf.truncate(n);
+                        Some((Ok(Bytes::from(buf)), Some(file)))
+                    }
+                    Err(e) => Some((Err(io_error(e)), None)),
+                }
+            });
+            Ok(Box::pin(chunks) as ByteStream)
         })
     }
 

@@ -1,6 +1,7 @@
 //! Documents on Amazon S3 (`IMS_STORAGE_URL=s3://bucket/prefix`): each object under the prefix
 //! by its generated key, written with SSE-KMS (the bucket's KMS key). No presigned URLs: downloads
-//! go through IMS, which checks the reader's access and the checksum.
+//! go through IMS, which checks the reader's access, streams the object as S3 sends it and checks
+//! the checksum on the way.
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
@@ -88,7 +89,7 @@ impl Storage for S3Storage {
         })
     }
 
-    fn get<'a>(&'a self, key: &'a str) -> StorageFuture<'a, Vec<u8>> {
+    fn open<'a>(&'a self, key: &'a str) -> StorageFuture<'a, super::ByteStream> {
         Box::pin(async move {
             let object = self.object(key)?;
             let out = self
@@ -102,8 +103,14 @@ impl Storage for S3Storage {
                     Some(s) if s.is_no_such_key() => StorageError::NotFound,
                     _ => unavailable(e),
                 })?;
-            let data = out.body.collect().await.map_err(unavailable)?;
-            Ok(data.into_bytes().to_vec())
+            let chunks = futures_util::stream::unfold(Some(out.body), |body| async move {
+                let mut body = body?;
+                match body.next().await? {
+                    Ok(chunk) => Some((Ok(chunk), Some(body))),
+                    Err(e) => Some((Err(unavailable(e)), None)),
+                }
+            });
+            Ok(Box::pin(chunks) as super::ByteStream)
         })
     }
 

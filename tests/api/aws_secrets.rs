@@ -228,7 +228,9 @@ async fn a_missing_or_malformed_secret_stops_the_start_naming_it_never_its_value
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// A throwaway PostgreSQL cluster that checks passwords (SCRAM), unlike the test server.
+/// A throwaway PostgreSQL cluster that checks passwords (SCRAM), unlike the test server, and
+/// speaks TLS with a certificate made for it by a throwaway CA (`ca.crt`, for
+/// `IMS_DATABASE_URL`'s `sslrootcert`).
 struct PasswordPg {
     dir: PathBuf,
     bin: PathBuf,
@@ -247,6 +249,25 @@ impl PasswordPg {
         let dir = std::env::temp_dir().join(format!("ims-pw-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("pw"), password).unwrap();
+        // A CA, and a server certificate for 127.0.0.1 signed by it.
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let d = dir.display();
+        for step in [
+            format!("req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=ims-test-ca -keyout {d}/ca.key -out {d}/ca.crt"),
+            format!("req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout {d}/server.key -out {d}/server.csr"),
+            format!("x509 -req -in {d}/server.csr -CA {d}/ca.crt -CAkey {d}/ca.key -CAcreateserial -days 1 -extfile {d}/server.ext -out {d}/server.crt"),
+        ] {
+            let out = StdCommand::new("openssl")
+                .args(step.split(' '))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {step}: {}", String::from_utf8_lossy(&out.stderr));
+        }
         // SAFETY: geteuid has no preconditions and cannot fail.
         let as_postgres = unsafe { libc::geteuid() } == 0;
         if as_postgres {
@@ -285,8 +306,9 @@ impl PasswordPg {
             ],
         );
         let options = format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
-            pg.dir.display()
+            "-p {port} -c listen_addresses=127.0.0.1 -k {dir} -c fsync=off -c ssl=on \
+             -c ssl_cert_file={dir}/server.crt -c ssl_key_file={dir}/server.key",
+            dir = pg.dir.display()
         );
         pg.run(
             "pg_ctl",
@@ -324,10 +346,18 @@ impl PasswordPg {
         );
     }
 
+    /// The database URL, verifying the server's certificate.
     fn url(&self, password: Option<&str>) -> String {
+        let tls = format!(
+            "sslmode=verify-full&sslrootcert={}",
+            self.dir.join("ca.crt").display()
+        );
         match password {
-            Some(p) => format!("postgres://postgres:{p}@127.0.0.1:{}/postgres", self.port),
-            None => format!("postgres://postgres@127.0.0.1:{}/postgres", self.port),
+            Some(p) => format!(
+                "postgres://postgres:{p}@127.0.0.1:{}/postgres?{tls}",
+                self.port
+            ),
+            None => format!("postgres://postgres@127.0.0.1:{}/postgres?{tls}", self.port),
         }
     }
 }
@@ -358,24 +388,47 @@ impl Drop for PasswordPg {
 }
 
 #[tokio::test]
-async fn a_rotated_database_password_is_used_for_new_connections() {
+async fn a_rotated_database_password_reaches_new_connections_over_tls() {
     let pg = PasswordPg::start("first-db-pass");
     let moto = Moto::start().await;
     let keys = key_set(None, ims::clock::now() - 60);
-    let id = "ims/database";
-    let secret = |password: &str| {
-        json!({ "JWT_SIGNING_KEYS": keys, "OTP_PEPPER": PEPPER, "DATABASE_PASSWORD": password })
-            .to_string()
+    // Two secrets, as deployed: the app's keys, and the database credentials in the format
+    // Secrets Manager's RDS rotation maintains (its `password` is DATABASE_PASSWORD).
+    moto.run(
+        "secret_store.py",
+        &["create", "ims/app"],
+        &json!({ "JWT_SIGNING_KEYS": keys, "OTP_PEPPER": PEPPER }).to_string(),
+    )
+    .await;
+    let database = |password: &str| {
+        json!({
+            "engine": "postgres", "host": "127.0.0.1", "port": pg.port, "dbname": "postgres",
+            "username": "postgres", "password": password,
+        })
+        .to_string()
     };
-    moto.run("secret_store.py", &["create", id], &secret("first-db-pass"))
-        .await;
-    let app = spawn_on(TestDb::at(&pg.url(None)), &store_settings(&moto, id)).await;
+    moto.run(
+        "secret_store.py",
+        &["create", "ims/database"],
+        &database("first-db-pass"),
+    )
+    .await;
+    let settings = store_settings(&moto, "ims/app,ims/database");
+    let app = spawn_on(TestDb::at(&pg.url(None)), &settings).await;
     let admin = app.login_as(&[Role::Admin]).await;
 
-    // The password changes in the database and then in the store, as a rotation Lambda does it.
+    // The password changes in the database and then in the secret, as the rotation Lambda does.
     let mut conn = sqlx::PgConnection::connect(&pg.url(Some("first-db-pass")))
         .await
         .unwrap();
+    let tls: bool = sqlx::query_scalar(
+        "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a ON a.pid = s.pid
+         WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(tls, "every connection of the app is encrypted");
     sqlx::query("ALTER ROLE postgres PASSWORD 'second-db-pass'")
         .execute(&mut conn)
         .await
@@ -387,13 +440,19 @@ async fn a_rotated_database_password_is_used_for_new_connections() {
             .is_err(),
         "the cluster checks passwords"
     );
-    moto.run("secret_store.py", &["put", id], &secret("second-db-pass"))
-        .await;
+    moto.run(
+        "secret_store.py",
+        &["put", "ims/database"],
+        &database("second-db-pass"),
+    )
+    .await;
     let rotated = eventually(Duration::from_secs(15), || async {
         app.audit(&admin.access, "secret_rotated")
             .await
             .iter()
-            .any(|e| e["detail"]["key"] == "DATABASE_PASSWORD")
+            .any(|e| {
+                e["detail"]["key"] == "DATABASE_PASSWORD" && e["detail"]["secret"] == "ims/database"
+            })
     })
     .await;
     assert!(rotated, "the rotation was applied");
@@ -409,13 +468,14 @@ async fn a_rotated_database_password_is_used_for_new_connections() {
     .execute(&mut conn)
     .await
     .unwrap();
-    let back = eventually(Duration::from_secs(10), || async {
-        me(&app, &admin.access).await == 200
+    let again = eventually(Duration::from_secs(10), || async {
+        app.login(&admin.email, PASSWORD).await.status() == 200
     })
     .await;
-    assert!(back, "requests work again after reconnecting");
-    let again = app.login_ok(&admin.email).await;
-    assert_eq!(me(&app, &again.access).await, 200, "writes work too");
+    assert!(
+        again,
+        "logins (database writes) work again after reconnecting"
+    );
     let connected: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM pg_stat_activity
          WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",

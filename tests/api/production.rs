@@ -1232,13 +1232,22 @@ async fn documents_are_checked_stored_with_a_checksum_and_shown_only_to_the_line
         .fetch_one(f.app.state.db.pool())
         .await
         .unwrap();
-    std::fs::write(f.app.db.dir.join("documents").join(&key), b"%PDF-tampered").unwrap();
-    let tampered = f
-        .app
-        .get(&format!("/api/documents/{id}/content"), &f.manager.access)
-        .await;
-    assert_eq!(tampered.status(), 500);
-    assert!(!tampered.text().await.unwrap().contains(&key));
+    // Downloads stream, so the check ends the transfer: the client never gets a complete file.
+    let path = f.app.db.dir.join("documents").join(&key);
+    let mut same_size = std::fs::read(&path).unwrap();
+    *same_size.last_mut().unwrap() ^= 0x20;
+    for bytes in [same_size, b"%PDF-tampered".to_vec()] {
+        std::fs::write(&path, &bytes).unwrap();
+        let tampered = f
+            .app
+            .get(&format!("/api/documents/{id}/content"), &f.manager.access)
+            .await;
+        assert_eq!(tampered.status(), 200, "the headers went before the bytes");
+        assert!(
+            tampered.bytes().await.is_err(),
+            "a corrupt document must not arrive whole"
+        );
+    }
 
     let gone = f
         .app
