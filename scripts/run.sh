@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs IMS on its embedded defaults: SQLite, documents and mail under ./ims-data/, keys generated
-# on first start (owner-only files). Installs the C compiler it needs to build when missing.
+# on first start (owner-only files), the web app at http://127.0.0.1:8080/. Installs the C
+# compiler and Node.js it needs to build when missing.
 # A database without production data first gets the demo factory (`ims demo`): its users'
 # passwords are printed once, on that first start.
 #
@@ -24,6 +25,11 @@ fi
 command -v cc >/dev/null 2>&1 || ims_apt_install gcc libc6-dev
 
 cargo build --release --locked --bin ims
+# The web app (served at / from web/dist): rebuilt when its sources are newer than the build.
+command -v npm >/dev/null 2>&1 || ims_apt_install nodejs npm
+if [[ ! -f web/dist/index.html ]] || [[ -n $(find web/src web/index.html web/package-lock.json -newer web/dist/index.html -print -quit) ]]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+fi
 # Exit status 3: the database already has production data, so there is nothing to load (and its
 # message is not worth showing on every start).
 demo_log=$(mktemp)

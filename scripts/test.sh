@@ -17,7 +17,9 @@
 #   4. cargo nextest run --all-targets --no-fail-fast, twice:
 #      IMS_TEST_BACKEND=sqlite, then IMS_TEST_BACKEND=postgres.
 #      NEXTEST-ARGS (e.g. a test filter) are passed to both runs.
-#   5. extension points (not yet implemented): browser tests, Python tools.
+#   5. without NEXTEST-ARGS: the web app (web/: npm ci, build, vitest, bundle
+#      scan, end-to-end journeys in Debian's chromium) and the deployment
+#      checks (deploy/check.sh: cfn-lint, checkov, parliament, template tests).
 #
 # With CI=true the only difference is nextest's profile `ci`
 # (NEXTEST_PROFILE=ci, see .config/nextest.toml).
@@ -151,23 +153,26 @@ ensure_moto() {
     fi
 }
 
-# --- 5. extension points (not implemented yet) --------------------------------
+# --- 5. the web app and the deployment ---------------------------------------
 
-# Browser tests for web/ go here: install Debian's chromium + chromium-driver
-# (ims_apt_install, only if /usr/bin/chromium is missing), `npm ci` in web/,
-# build, start `ims` on a free 127.0.0.1 port with a temp database (ims_on_exit
-# to stop it), run the Playwright/Vitest suite with playwright-core's
-# executablePath=/usr/bin/chromium and --headless --no-sandbox
-# --disable-background-networking ...; call it via run_step so failures count.
-run_browser_tests() {
-    :
-}
-
-# Python tools (e.g. tools/ or bench/) go here: python3 -m venv under target/,
-# pip install -r their requirements, run their pytest via run_step (treat
-# pytest's exit 5, "no tests collected", as you intend).
-run_python_tools() {
-    :
+# The SPA in web/: install (npm ci), type-check and build, unit tests (vitest),
+# the bundle scan (no secrets, no inline code, first load under 250 KB gzipped),
+# then the end-to-end journeys in Debian's chromium (installed when missing)
+# against the ims binary nextest built, with axe on every page.
+run_web_tests() {
+    if [[ ! -x /usr/bin/chromium ]]; then
+        ims_apt_install chromium || return 1
+    fi
+    command -v npm >/dev/null 2>&1 || ims_apt_install nodejs npm || return 1
+    cargo build --locked --bin ims || return 1
+    (
+        cd web &&
+            npm ci --no-audit --no-fund --loglevel=error &&
+            npm run build &&
+            npm run test:unit &&
+            npm run scan &&
+            IMS_BIN="${IMS_ROOT}/target/debug/ims" npm run e2e
+    )
 }
 
 # --- main --------------------------------------------------------------------
@@ -184,13 +189,16 @@ main() {
     ims_pg_setup
 
     run_step "aiosmtpd (SMTP server for the mail tests)" ensure_aiosmtpd
-    run_step "moto (AWS stand-in for the OIDC tests)" ensure_moto
+    run_step "moto (AWS stand-in for the AWS adapter tests)" ensure_moto
 
     run_nextest sqlite "$@"
     run_nextest postgres "$@"
 
-    run_browser_tests
-    run_python_tools
+    # A filter narrows the Rust tests only; the web and deployment checks run on full runs.
+    if (($# == 0)); then
+        run_step "web app (build, unit, bundle scan, browser end-to-end)" run_web_tests
+        run_step "deployment (cfn-lint, checkov, parliament, template tests)" bash deploy/check.sh
+    fi
 
     ims_banner "summary"
     if ((${#FAILED_STEPS[@]} > 0)); then

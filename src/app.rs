@@ -60,6 +60,8 @@ pub struct Services {
     pub oidc: Option<crate::auth::oidc::Oidc>,
     /// The `IMS_SECRETS_ID` secret, read again on an interval for rotations.
     pub secret_store: Option<crate::secrets::store::Store>,
+    /// The `Content-Security-Policy` header for this configuration.
+    pub content_security_policy: axum::http::HeaderValue,
 }
 
 #[derive(Clone)]
@@ -165,7 +167,11 @@ impl App {
             )),
             None => None,
         };
+        let content_security_policy = axum::http::HeaderValue::from_str(
+            &crate::http::middleware::content_security_policy(&config),
+        )?;
         let state = AppState(Arc::new(Services {
+            content_security_policy,
             oidc,
             secret_store,
             clock: FactoryClock::new(config.factory_offset),

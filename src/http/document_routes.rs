@@ -99,7 +99,7 @@ pub struct ListQuery {
 }
 
 /// The documents of a line, order or work order.
-#[utoipa::path(get, path = "/api/documents", tag = "documents", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/api/documents", tag = "documents", operation_id = "list_documents", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = [Document]), (status = 404, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -27,6 +27,32 @@ pub const CONTENT_SECURITY_POLICY: &str =
     img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; \
     form-action 'self'; frame-ancestors 'none'";
 
+/// The policy for this configuration: [`CONTENT_SECURITY_POLICY`], with the identity provider's
+/// origins added to `connect-src` when one is configured (the web app reads its discovery
+/// document and exchanges the authorization code there). A Cognito issuer's hosted sign-in lives
+/// on the pool's domain under `auth.<region>.amazoncognito.com`.
+pub fn content_security_policy(config: &crate::config::Config) -> String {
+    let Some(issuer) = &config.oidc_issuer else {
+        return CONTENT_SECURITY_POLICY.to_owned();
+    };
+    let mut origins = vec![issuer.origin().ascii_serialization()];
+    if let Some(region) = issuer
+        .host_str()
+        .and_then(|h| h.strip_prefix("cognito-idp."))
+        .and_then(|h| h.strip_suffix(".amazonaws.com"))
+    {
+        origins.push(format!("https://*.auth.{region}.amazoncognito.com"));
+    }
+    if let Some(jwks) = &config.oidc_jwks_url {
+        origins.push(jwks.origin().ascii_serialization());
+    }
+    origins.dedup();
+    CONTENT_SECURITY_POLICY.replace(
+        "connect-src 'self'",
+        &format!("connect-src 'self' {}", origins.join(" ")),
+    )
+}
+
 /// Assigns a request id, runs the request inside a span carrying it, and logs the outcome.
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
@@ -121,7 +147,7 @@ pub async fn security_headers(State(state): State<AppState>, req: Request, next:
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
     h.insert(
         "content-security-policy",
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        state.content_security_policy.clone(),
     );
     h.insert(
         "cross-origin-opener-policy",

@@ -100,7 +100,7 @@ pub struct ListQuery {
 }
 
 /// The schedule: work orders in a date range, in date, shift, line and sequence order.
-#[utoipa::path(get, path = "/api/work-orders", tag = "production", params(ListQuery),
+#[utoipa::path(get, path = "/api/work-orders", tag = "production", operation_id = "list_work_orders", params(ListQuery),
     security(("bearer" = [])),
     responses((status = 200, body = [WorkOrder]), (status = 400, body = Problem), (status = 422, body = Problem)))]
 pub async fn list(

@@ -33,6 +33,16 @@ async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_group
     .await;
 
     let config = app.public_json("/auth/oidc/config").await;
+    // The web app may reach the provider (discovery, code exchange), and nothing else.
+    let page = app.client.get(app.url("/")).send().await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains(
+            "connect-src 'self' https://cognito-idp.eu-west-1.amazonaws.com https://*.auth.eu-west-1.amazoncognito.com"
+        ),
+        "{csp}"
+    );
+    assert!(csp.contains("script-src 'self';"), "{csp}");
     assert_eq!(config["enabled"], true);
     assert_eq!(config["client_id"], s("client_id").as_str());
 
