@@ -38,6 +38,7 @@ struct KeyDoc {
 }
 
 /// One Ed25519 key: the private half for signing, the public half for verifying and the JWKS.
+#[derive(Clone)]
 pub struct SigningKey {
     pub kid: String,
     pub created_at: i64,

@@ -88,7 +88,13 @@ impl Tokens {
 
     /// Replaces the key ring (rotation); cached verifications are dropped.
     pub fn rotate(&self, keys: &[SigningKey]) -> anyhow::Result<()> {
-        let ring = Arc::new(key_ring(keys)?);
+        self.rotate_with(keys, &[])
+    }
+
+    /// Replaces the key ring: `keys` sign and verify, `retired` keys (removed from the set while
+    /// tokens they signed may still be valid) only verify, and both are published.
+    pub fn rotate_with(&self, keys: &[SigningKey], retired: &[SigningKey]) -> anyhow::Result<()> {
+        let ring = Arc::new(key_ring_with(keys, retired)?);
         if let Ok(mut slot) = self.ring.write() {
             *slot = ring;
         }
@@ -218,9 +224,14 @@ impl Tokens {
 }
 
 fn key_ring(keys: &[SigningKey]) -> anyhow::Result<KeyRing> {
+    key_ring_with(keys, &[])
+}
+
+fn key_ring_with(keys: &[SigningKey], retired: &[SigningKey]) -> anyhow::Result<KeyRing> {
     if keys.is_empty() {
         anyhow::bail!("no signing keys");
     }
+    let verifying = || keys.iter().chain(retired);
     Ok(KeyRing {
         signers: keys
             .iter()
@@ -232,11 +243,10 @@ fn key_ring(keys: &[SigningKey]) -> anyhow::Result<KeyRing> {
                 )
             })
             .collect(),
-        verifiers: keys
-            .iter()
+        verifiers: verifying()
             .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public)))
             .collect(),
-        jwks: serde_json::json!({ "keys": keys.iter().map(SigningKey::jwk).collect::<Vec<_>>() }),
+        jwks: serde_json::json!({ "keys": verifying().map(SigningKey::jwk).collect::<Vec<_>>() }),
     })
 }
 

@@ -135,7 +135,8 @@ async fn a_rotated_signing_key_set_takes_effect_without_restart_or_logout() {
     let refreshed: Value = refreshed.json().await.unwrap();
     assert_eq!(kid_of(refreshed["access_token"].as_str().unwrap()), new_kid);
 
-    // Once the old key is retired, its tokens stop verifying; the new ones keep working.
+    // The old key leaves the set: it no longer signs, but the tokens it signed keep verifying
+    // until they expire (an access-token lifetime), so still nobody is logged out.
     let third = without(&second, &old_kid);
     moto.run(
         "secret_store.py",
@@ -143,9 +144,27 @@ async fn a_rotated_signing_key_set_takes_effect_without_restart_or_logout() {
         &json!({ "JWT_SIGNING_KEYS": third, "OTP_PEPPER": PEPPER }).to_string(),
     )
     .await;
-    wait_for_kids(&app, std::slice::from_ref(&new_kid)).await;
-    assert_eq!(me(&app, &admin.access).await, 401);
+    let applied = eventually(Duration::from_secs(15), || async {
+        app.audit(&fresh.access, "secret_rotated")
+            .await
+            .iter()
+            .any(|e| e["detail"]["detail"]["kids"] == json!([new_kid]))
+    })
+    .await;
+    assert!(applied, "the set without the old key was applied");
+    let retired = app.audit(&fresh.access, "secret_rotated").await;
+    assert_eq!(
+        retired[0]["detail"]["detail"]["verifying_until_expiry"],
+        json!([old_kid])
+    );
+    assert_eq!(
+        me(&app, &admin.access).await,
+        200,
+        "the old token still works"
+    );
     assert_eq!(me(&app, &fresh.access).await, 200);
+    let newest = app.login_ok(&admin.email).await;
+    assert_eq!(kid_of(&newest.access), new_kid);
 
     // A malformed rotation is refused: the keys in use stay.
     moto.run(
@@ -155,8 +174,11 @@ async fn a_rotated_signing_key_set_takes_effect_without_restart_or_logout() {
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(served_kids(&app).await, vec![new_kid.clone()]);
+    let mut both = vec![old_kid.clone(), new_kid.clone()];
+    both.sort();
+    assert_eq!(served_kids(&app).await, both);
     assert_eq!(me(&app, &fresh.access).await, 200);
+    assert_eq!(kid_of(&app.login_ok(&admin.email).await.access), new_kid);
 
     let audit = app.audit(&fresh.access, "secret_rotated").await;
     assert_eq!(audit.len(), 2, "{audit:?}");
