@@ -1,4 +1,4 @@
-//! `/api/lines`, `/api/products`, `/api/reasons`: the factory's master data, kept by MANAGER
+//! `/api/lines`, `/api/leaders`, `/api/products`, `/api/reasons`: the factory's master data, kept by MANAGER
 //! (line leaders may read the reason lists they pick from). Writes answer with the new version
 //! as `ETag` and honour `If-Match`.
 
@@ -14,7 +14,7 @@ use super::access::{route, Route, FLOOR, MANAGER};
 use super::error::{ApiResult, Problem};
 use super::extract::{tagged, ApiJson, ApiQuery, IfMatch};
 use crate::app::AppState;
-use crate::production::lines::{self, Line, LinePatch, NewLine};
+use crate::production::lines::{self, Leader, Line, LinePatch, NewLine};
 use crate::production::products::{self, NewProduct, Product, ProductPatch};
 use crate::production::reasons::{self, Kind, NewReason, Reason, ReasonPatch};
 use crate::production::ProdError;
@@ -36,6 +36,7 @@ pub fn routes() -> Vec<Route> {
             MANAGER,
             put(set_leaders),
         ),
+        route(Method::GET, "/api/leaders", MANAGER, get(list_leaders)),
         route(Method::GET, "/api/products", MANAGER, get(list_products)),
         route(Method::POST, "/api/products", MANAGER, post(create_product)),
         route(Method::GET, "/api/products/{id}", MANAGER, get(get_product)),
@@ -60,6 +61,14 @@ fn created<T: serde::Serialize>(version: i64, body: T) -> Response {
     let mut response = tagged(version, body);
     *response.status_mut() = StatusCode::CREATED;
     response
+}
+
+/// The users a manager may make line leaders: enabled accounts holding LINE_LEADER (ADMIN
+/// grants the role), by name.
+#[utoipa::path(get, path = "/api/leaders", tag = "production", security(("bearer" = [])),
+    responses((status = 200, body = [Leader]), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn list_leaders(State(state): State<AppState>) -> ApiResult<Json<Vec<Leader>>> {
+    Ok(Json(lines::candidates(&state.db).await?))
 }
 
 /// Every line, by code, with shifts and leaders.

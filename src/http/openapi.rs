@@ -24,7 +24,7 @@ use super::{
         recovery_routes::verify_otp, recovery_routes::reset_password,
         recovery_routes::change_password,
         mail_routes::list_failed, mail_routes::retry,
-        line_routes::list_lines, line_routes::create_line, line_routes::get_line,
+        line_routes::list_lines, line_routes::list_leaders, line_routes::create_line, line_routes::get_line,
         line_routes::update_line, line_routes::set_leaders,
         line_routes::list_products, line_routes::create_product, line_routes::get_product,
         line_routes::update_product,

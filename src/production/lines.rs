@@ -280,6 +280,21 @@ pub async fn list(db: &Db) -> ProdResult<Vec<Line>> {
         .collect()
 }
 
+/// The users a line may be given as leaders: enabled accounts holding LINE_LEADER, by name.
+pub async fn candidates(db: &Db) -> Result<Vec<Leader>, sqlx::Error> {
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT id, name, email, roles FROM users
+         WHERE disabled = 0 AND roles LIKE '%LINE_LEADER%' ORDER BY name, id LIMIT 1000",
+    )
+    .fetch_all(db.pool())
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, _, r)| roles::from_db(r).contains(&Role::LineLeader))
+        .map(|(id, name, email, _)| Leader { id, name, email })
+        .collect())
+}
+
 async fn leaders<'e, E>(exec: E, line_id: &str) -> Result<Vec<Leader>, sqlx::Error>
 where
     E: Executor<'e, Database = Any>,

@@ -45,6 +45,7 @@ const EXPECTED: &[(&str, &str, &[&str])] = &[
     ("GET", "/api/admin/mail/failed", ADMIN),
     ("POST", "/api/admin/mail/{id}/retry", ADMIN),
     ("GET", "/api/lines", MANAGER),
+    ("GET", "/api/leaders", MANAGER),
     ("POST", "/api/lines", MANAGER),
     ("GET", "/api/lines/{id}", MANAGER),
     ("PATCH", "/api/lines/{id}", MANAGER),
