@@ -63,6 +63,9 @@ struct KeyRing {
     /// (created_at, kid, key), newest first. The signer is the newest key already active, so a
     /// key set rolled out to every instance before its `created_at` switches them all at once.
     signers: Vec<(i64, String, EncodingKey)>,
+    /// Retired keys (dropped from the set), newest first: they sign only while no key of the set
+    /// is active yet, so a set whose new key starts later never leaves a gap.
+    fallback: Vec<(i64, String, EncodingKey)>,
     verifiers: HashMap<String, DecodingKey>,
     jwks: serde_json::Value,
 }
@@ -140,10 +143,12 @@ impl Tokens {
             sid: session_id.into(),
             ver: auth_version,
         };
+        let active = |(created, _, _): &&(i64, String, EncodingKey)| *created <= now;
         let (_, kid, key) = ring
             .signers
             .iter()
-            .find(|(created, _, _)| *created <= now)
+            .find(active)
+            .or_else(|| ring.fallback.iter().find(active))
             .or_else(|| ring.signers.last())
             .ok_or_else(|| anyhow::anyhow!("no signing keys"))?;
         let mut header = Header::new(Algorithm::EdDSA);
@@ -232,8 +237,8 @@ fn key_ring_with(keys: &[SigningKey], retired: &[SigningKey]) -> anyhow::Result<
         anyhow::bail!("no signing keys");
     }
     let verifying = || keys.iter().chain(retired);
-    Ok(KeyRing {
-        signers: keys
+    let signing = |set: &[SigningKey]| {
+        let mut v: Vec<(i64, String, EncodingKey)> = set
             .iter()
             .map(|k| {
                 (
@@ -242,7 +247,13 @@ fn key_ring_with(keys: &[SigningKey], retired: &[SigningKey]) -> anyhow::Result<
                     EncodingKey::from_ed_der(&k.pkcs8),
                 )
             })
-            .collect(),
+            .collect();
+        v.sort_by_key(|(created, _, _)| std::cmp::Reverse(*created));
+        v
+    };
+    Ok(KeyRing {
+        signers: signing(keys),
+        fallback: signing(retired),
         verifiers: verifying()
             .map(|k| (k.kid.clone(), DecodingKey::from_ed_der(&k.public)))
             .collect(),

@@ -2,9 +2,11 @@
 //! `IMS_SECRETS_REFRESH` and what can change while running is applied at once:
 //!
 //! - a new `JWT_SIGNING_KEYS` set replaces the key ring — its newest active key signs and every
-//!   listed key verifies; a key dropped from the set keeps verifying (not signing) for one
-//!   access-token lifetime, until the tokens it signed have expired, so nobody is logged out by a
-//!   rotation, even one that replaces the whole set;
+//!   listed key verifies. Instances read the store at different moments, so a key first seen
+//!   here starts signing one refresh interval after it is read at the earliest (by then every
+//!   instance verifies it), and a key dropped from the set keeps verifying for one access-token
+//!   lifetime plus one interval (and signs only while no key of the set is active yet): a
+//!   rotation, even one replacing the whole set, logs nobody out on any instance;
 //! - a new `DATABASE_PASSWORD` is used for every connection the pool opens from then on.
 //!
 //! A value that fails to parse is refused and the one in use is kept. `OTP_PEPPER`,
@@ -64,6 +66,9 @@ impl Applied {
         }
     }
 }
+
+/// Slack for the time one refresh round takes and for clocks (tasks keep NTP time).
+const CLOCK_MARGIN_SECS: i64 = 5;
 
 /// Moves the keys of `current` that `next` drops to `retired` (verifying until `until`), and takes
 /// back from `retired` any key `next` lists again.
@@ -172,8 +177,19 @@ fn change(
 ) -> anyhow::Result<Option<serde_json::Value>> {
     match name {
         "JWT_SIGNING_KEYS" => {
-            let keys = crate::auth::keys::parse_key_set(value)?;
-            let until = crate::clock::now() + state.tokens.ttl().as_secs() as i64;
+            let mut keys = crate::auth::keys::parse_key_set(value)?;
+            let now = crate::clock::now();
+            let interval = state.config.secrets_refresh.as_secs() as i64;
+            let known = |kid: &str| {
+                applied.keys.iter().any(|k| k.kid == kid)
+                    || applied.retired.iter().any(|(k, _)| k.kid == kid)
+            };
+            let earliest = now + interval + CLOCK_MARGIN_SECS;
+            for key in keys.iter_mut().filter(|k| !known(&k.kid)) {
+                key.created_at = key.created_at.max(earliest);
+            }
+            keys.sort_by_key(|k| std::cmp::Reverse(k.created_at));
+            let until = earliest + state.tokens.ttl().as_secs() as i64;
             let mut retired = applied.retired.clone();
             retire(applied.keys.clone(), &keys, &mut retired, until);
             state.tokens.rotate_with(&keys, &retired_keys(&retired))?;

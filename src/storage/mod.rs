@@ -102,6 +102,7 @@ pub fn verified(stream: ByteStream, sha256: String, size: u64) -> ByteStream {
             let mut s = state?;
             loop {
                 match s.inner.next().await {
+                    Some(Ok(chunk)) if chunk.is_empty() => {}
                     Some(Ok(chunk)) => {
                         s.hash.update(&chunk);
                         s.seen += chunk.len() as u64;
@@ -232,7 +233,12 @@ mod tests {
                 .await
                 .1
         );
-        assert!(!drain(verified(chunks(&["ab"]), good, 4)).await.1);
+        assert!(!drain(verified(chunks(&["ab"]), good.clone(), 4)).await.1);
+        // An empty last chunk does not release the real last one early.
+        assert_eq!(
+            drain(verified(chunks(&["ab", "cX", ""]), good, 4)).await,
+            (b"ab".to_vec(), false)
+        );
         let empty = sha256_hex(b"");
         assert_eq!(
             drain(verified(chunks(&[]), empty, 0)).await,
