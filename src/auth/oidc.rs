@@ -270,6 +270,18 @@ pub fn looks_external(token: &str) -> bool {
 }
 
 /// The IMS user of a provider identity, created on first use. Returns the user id.
+/// Records the roles the provider's groups grant now, so ADMIN sees what the user holds (the
+/// token's groups stay the only source of the roles a request gets).
+pub async fn sync_roles(db: &Db, user_id: &str, roles: &[Role]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
+        .bind(user_id)
+        .bind(roles::to_db(roles))
+        .bind(crate::clock::now())
+        .execute(db.pool())
+        .await
+        .map(|_| ())
+}
+
 pub async fn provision(db: &Db, who: &External) -> anyhow::Result<String> {
     let existing: Option<String> = sqlx::query_scalar(
         "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2",

@@ -150,6 +150,10 @@ async fn external(
         state.metrics.token_rejected("disabled");
         return Err(invalid());
     }
+    if crate::auth::roles::to_db(&user.roles) != crate::auth::roles::to_db(&who.roles) {
+        crate::auth::oidc::sync_roles(&state.db, &user_id, &who.roles).await?;
+        state.users.forget(&user_id);
+    }
     if who.issued_at <= user.tokens_valid_after {
         // Issued before an admin revoked the user's sessions (or changed their access).
         state.metrics.token_rejected("revoked");

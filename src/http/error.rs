@@ -156,6 +156,7 @@ impl From<AccountError> for ApiError {
             AccountError::WeakPassword(_) => Self::unprocessable("weak_password", detail),
             AccountError::DuplicateEmail => Self::conflict("email_taken", detail),
             AccountError::NotFound => Self::not_found(),
+            AccountError::ManagedByProvider => Self::conflict("managed_by_provider", detail),
             AccountError::LastAdmin => Self::conflict(
                 "last_admin",
                 "The last active ADMIN cannot be demoted or disabled.",

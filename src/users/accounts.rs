@@ -38,6 +38,8 @@ pub enum AccountError {
     NotFound,
     #[error("this would leave no active ADMIN")]
     LastAdmin,
+    #[error("this user's roles come from the identity provider's groups; change them there")]
+    ManagedByProvider,
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error(transparent)]
@@ -196,6 +198,14 @@ pub async fn update(
     }
     let mut cut_off = false;
     if let Some(roles) = new_roles.filter(|r| *r != user.roles) {
+        let external: Option<String> =
+            sqlx::query_scalar("SELECT user_id FROM external_identities WHERE user_id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if external.is_some() {
+            return Err(AccountError::ManagedByProvider);
+        }
         sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
             .bind(id)
             .bind(roles::to_db(&roles))

@@ -110,6 +110,21 @@ async fn cognito_tokens_work_beside_ims_tokens_with_roles_only_from_mapped_group
         .unwrap()
         .iter()
         .any(|u| u["id"] == id));
+    // Their roles come from the provider's groups: ADMIN sees them, and cannot change them here.
+    let shown = app
+        .get(&format!("/api/admin/users/{id}"), &admin.access)
+        .await;
+    let shown: Value = shown.json().await.unwrap();
+    assert_eq!(shown["roles"], serde_json::json!(["MANAGER"]), "{shown}");
+    let r = app
+        .patch(
+            &format!("/api/admin/users/{id}"),
+            &admin.access,
+            &serde_json::json!({"roles": ["ADMIN"]}),
+        )
+        .await;
+    assert_problem(r, 409, "managed_by_provider").await;
+
     // Revoking the sessions of a provider user cuts the tokens issued before; a token the
     // provider issues afterwards works.
     let leader: Value = app
