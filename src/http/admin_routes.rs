@@ -47,6 +47,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Opaque cursor from a previous page's `next_cursor`.
@@ -264,6 +265,7 @@ pub async fn unlock(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Event type, e.g. `login_failed`.

@@ -44,6 +44,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     /// `line`, `order` or `work_order`
@@ -92,6 +93,7 @@ pub async fn upload(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub owner_type: String,

@@ -61,6 +61,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RangeQuery {
     /// `YYYY-MM-DD`, default 29 days before `to`.
@@ -103,6 +104,7 @@ pub async fn line_kpi(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DateQuery {
     /// `YYYY-MM-DD`, default today.
@@ -124,6 +126,7 @@ pub async fn summary(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ParetoQuery {
     pub from: Option<String>,
@@ -146,6 +149,7 @@ pub async fn pareto(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     /// Only unacknowledged alerts.

@@ -192,6 +192,7 @@ pub async fn update_product(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReasonQuery {
     pub kind: Option<Kind>,

@@ -44,7 +44,7 @@ use super::{
         document_routes::content, document_routes::remove,
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ProblemResponses),
     tags(
         (name = "auth", description = "Sign-in, tokens and sessions"),
         (name = "admin", description = "Users and audit (ADMIN)"),
@@ -71,5 +71,76 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+    }
+}
+
+/// Error answers as served: every `Problem` body is `application/problem+json`, every operation
+/// behind a bearer token may answer `401` and `403`, and every operation with a JSON body `400`
+/// (malformed) and `415` (not JSON). Added once here rather than on each handler.
+struct ProblemResponses;
+
+impl Modify for ProblemResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        const PROBLEM: &str = "application/problem+json";
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        PROBLEM,
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("Problem")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.post,
+                &mut item.put,
+                &mut item.patch,
+                &mut item.delete,
+            ];
+            for op in operations.into_iter().flatten() {
+                for response in op.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    let is_problem = response.content.get("application/json").is_some_and(|c| {
+                        matches!(&c.schema, Some(RefOr::Ref(r)) if r.ref_location.ends_with("/Problem"))
+                    });
+                    if is_problem {
+                        if let Some(content) = response.content.shift_remove("application/json") {
+                            response.content.insert(PROBLEM.to_owned(), content);
+                        }
+                    }
+                }
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let has_json_body = op
+                    .request_body
+                    .as_ref()
+                    .is_some_and(|b| b.content.contains_key("application/json"));
+                let responses = &mut op.responses.responses;
+                if secured {
+                    responses
+                        .entry("401".into())
+                        .or_insert_with(|| problem("Not signed in, or the token is invalid"));
+                    responses
+                        .entry("403".into())
+                        .or_insert_with(|| problem("The role does not allow this"));
+                }
+                if has_json_body {
+                    responses.entry("400".into()).or_insert_with(|| {
+                        problem("The body is not valid JSON of the expected shape")
+                    });
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| problem("The body is not application/json"));
+                }
+            }
+        }
     }
 }

@@ -46,6 +46,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct OrderQuery {
     /// Only orders with this derived status (e.g. `at_risk`).

@@ -88,6 +88,7 @@ pub fn routes() -> Vec<Route> {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// `YYYY-MM-DD`, default today (factory calendar).
@@ -206,6 +207,7 @@ pub async fn history(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TasksQuery {
     /// `YYYY-MM-DD`, default today (factory calendar).

@@ -297,6 +297,133 @@ async function main() {
     await ctx.close();
   });
 
+  // ---- API helpers for the checks behind the UI ---------------------------------------------------
+  const apiLogin = async (who) => {
+    const r = await fetch(`${base}/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(who) });
+    assert(r.ok, `API login of ${who.email} answered ${r.status}`);
+    return (await r.json()).access_token;
+  };
+  const apiCall = async (token, method, path, body, ifMatch) => {
+    const headers = { authorization: `Bearer ${token}` };
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (ifMatch !== undefined) headers['if-match'] = `"${ifMatch}"`;
+    const r = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!r.ok) throw new Error(`${method} ${path} answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+    return r.status === 204 ? null : r.json();
+  };
+
+  /** Waits (at most 3 s) until `test` holds in the page: the focus moves after React commits. */
+  const focusOn = async (page, test, arg, message) => {
+    const ok = await page.waitForFunction(test, arg, { timeout: 3000 }).then(
+      () => true,
+      () => false,
+    );
+    assert(ok, message);
+  };
+
+  /** Lines: edit a new line's name and shifts (a 422 first), take a leader off and back onto TEST-1. */
+  async function editLines(page) {
+    const mgr = await apiLogin(users.MANAGER);
+    const ldr = await apiLogin(users.LINE_LEADER);
+    const candidates = await apiCall(mgr, 'GET', '/api/leaders');
+    const leader = candidates.find((c) => c.email === users.LINE_LEADER.email);
+    assert(leader, `GET /api/leaders does not list ${users.LINE_LEADER.email}`);
+    const all = await apiCall(mgr, 'GET', '/api/lines');
+    const second = all.find((l) => l.code === 'TEST-1') ?? all[all.length - 1];
+    const leaderBox = (form) => form.getByRole('checkbox', { name: new RegExp(`^${leader.name} `) });
+    const openEditor = async (code) => {
+      await page.getByRole('button', { name: `Edit ${code}`, exact: true }).click();
+      const form = page.getByRole('form', { name: `Edit line ${code}` });
+      await form.waitFor();
+      await leaderBox(form).waitFor();
+      return form;
+    };
+    const saveLine = async (form, code) => {
+      await form.getByRole('button', { name: 'Save line' }).click();
+      await page.getByRole('status').filter({ hasText: `Line ${code} saved.` }).waitFor();
+      await form.waitFor({ state: 'detached' });
+    };
+
+    // A new line through the create form, then its name and shifts through the editor.
+    await page.getByLabel('Code (e.g. SMT-3)').fill('ASM-9');
+    await page.getByRole('region', { name: 'New line' }).getByLabel('Name').fill('Assembly line 9');
+    await page.getByLabel('Kind').selectOption('ASSEMBLY');
+    await page.getByLabel('Shifts (8 h, 30 min breaks)').selectOption('1');
+    await page.getByRole('button', { name: 'Create line' }).click();
+    await page.getByRole('status').filter({ hasText: 'Line ASM-9 created.' }).waitFor();
+    let form = await openEditor('ASM-9');
+    await focusOn(page, () => document.activeElement?.id === 'le-h', undefined, 'the line editor did not take the focus');
+    await form.getByLabel('Name', { exact: true }).fill('Final assembly 9');
+    await form.getByRole('button', { name: 'Add a shift' }).click();
+    await focusOn(page, () => document.activeElement?.getAttribute('aria-label') === 'Shift 2 name', undefined, 'the new shift row did not take the focus');
+    await form.getByLabel('Shift 2 end').fill('23:30');
+    await form.getByLabel('Shift 2 break in minutes').fill('20');
+    await leaderBox(form).check();
+    await checkPage(page, 'manager-line-edit');
+    await form.getByLabel('Shift 2 start').fill('12:00'); // overlaps shift A (08:00–16:00): the server's 422 in words
+    await form.getByRole('button', { name: 'Save line' }).click();
+    await page.getByRole('alert').filter({ hasText: 'This cannot be saved: Shifts of a line must not overlap.' }).waitFor();
+    await form.getByLabel('Shift 2 start').fill('16:00');
+    await saveLine(form, 'ASM-9');
+    const asm = (await apiCall(mgr, 'GET', '/api/lines')).find((l) => l.code === 'ASM-9');
+    assert(asm && asm.name === 'Final assembly 9', `ASM-9 was not renamed: ${JSON.stringify(asm)}`);
+    const b = asm.shifts.find((x) => x.name === 'B');
+    assert(asm.shifts.length === 2 && b && b.start === '16:00' && b.minutes === 450 && b.break_minutes === 20, `ASM-9 shifts: ${JSON.stringify(asm.shifts)}`);
+    assert(asm.leaders.some((l) => l.id === leader.id), 'ASM-9 has no leader after the save');
+    await page.locator('tr[data-line="ASM-9"]', { hasText: 'Final assembly 9' }).getByText(leader.email).waitFor();
+
+    // The demo leader leads every demo line: take them off the second line, then put them back,
+    // checking through the API that the line's published work leaves and returns to their tasks.
+    const work = (tasks) => tasks.filter((w) => w.line_id === second.id).map((w) => w.id).sort().join();
+    const before = work(await apiCall(ldr, 'GET', '/api/my/tasks'));
+    form = await openEditor(second.code);
+    await leaderBox(form).uncheck();
+    await saveLine(form, second.code);
+    let line = await apiCall(mgr, 'GET', `/api/lines/${second.id}`);
+    assert(!line.leaders.some((l) => l.id === leader.id), `${second.code} still lists the leader`);
+    assert(work(await apiCall(ldr, 'GET', '/api/my/tasks')) === '', `${second.code}'s work is still in the leader's tasks`);
+    await page.locator(`tr[data-line="${second.code}"]`).getByText('None').waitFor();
+    form = await openEditor(second.code);
+    await leaderBox(form).check();
+    await saveLine(form, second.code);
+    line = await apiCall(mgr, 'GET', `/api/lines/${second.id}`);
+    assert(line.leaders.some((l) => l.id === leader.id), `GET /api/lines/${second.id} does not show the leader`);
+    const after = work(await apiCall(ldr, 'GET', '/api/my/tasks'));
+    assert(after === before, `the leader's tasks on ${second.code} are [${after}], expected [${before}]`);
+    log(`  ${second.code}: leader re-assigned through the UI; ${before ? before.split(',').length : 0} published work order(s) back in their tasks`);
+    await page.locator(`tr[data-line="${second.code}"]`).getByText(leader.email).waitFor();
+    await focusOn(page, (id) => document.activeElement?.id === `edit-line-${id}`, second.id, 'focus did not return to the Edit button');
+  }
+
+  /** Products: someone else's change first (409 in words, the form reloads), then the rename. */
+  async function editProduct(page) {
+    const mgr = await apiLogin(users.MANAGER);
+    const [p, other] = await apiCall(mgr, 'GET', '/api/products');
+    // Keyboard: Escape closes an editor and gives the focus back to its Edit button.
+    await page.getByRole('button', { name: `Edit ${other.sku}`, exact: true }).click();
+    await page.getByRole('form', { name: `Edit product ${other.sku}` }).getByLabel('Name', { exact: true }).press('Escape');
+    await page.getByRole('form', { name: `Edit product ${other.sku}` }).waitFor({ state: 'detached' });
+    await focusOn(page, (id) => document.activeElement?.id === `edit-product-${id}`, other.id, 'Escape did not return the focus to the Edit button');
+    await page.getByRole('button', { name: `Edit ${p.sku}`, exact: true }).click();
+    const form = page.getByRole('form', { name: `Edit product ${p.sku}` });
+    await form.waitFor();
+    await apiCall(mgr, 'PATCH', `/api/products/${p.id}`, { name: `${p.name} rev B` }, p.version);
+    await form.getByLabel('Name', { exact: true }).fill(`${p.name} (mine)`);
+    await form.getByRole('button', { name: 'Save product' }).click();
+    await page.getByRole('alert').filter({ hasText: 'Someone else changed this' }).waitFor();
+    await page.waitForFunction((v) => document.querySelector('#product-editor input')?.value === v, `${p.name} rev B`);
+    const renamed = `${p.name} (edited)`;
+    await form.getByLabel('Name', { exact: true }).fill(renamed);
+    await form.getByLabel('TEST seconds per unit').fill('41.5');
+    await form.getByRole('button', { name: 'Save product' }).click();
+    await page.getByRole('status').filter({ hasText: `Product ${p.sku} saved.` }).waitFor();
+    const row = page.locator('table.list tbody tr', { hasText: p.sku });
+    await row.getByRole('cell', { name: renamed, exact: true }).waitFor();
+    await row.getByText(/TEST 41\.5 s/).waitFor();
+    const fresh = await apiCall(mgr, 'GET', `/api/products/${p.id}`);
+    assert(fresh.name === renamed && fresh.ideal_cycle_seconds.TEST === 41.5, `product after the edit: ${JSON.stringify(fresh)}`);
+  }
+
   // ---- manager ---------------------------------------------------------------------------------
   let managerPassword = users.MANAGER.password;
   await step('manager journey: dashboard, orders, schedule reschedule', async () => {
@@ -378,6 +505,8 @@ async function main() {
     ]) {
       await nav(page, label);
       await page.locator('table.list, .empty').first().waitFor();
+      if (name === 'manager-lines') await editLines(page);
+      if (name === 'manager-products') await editProduct(page);
       if (name === 'manager-alert-rules') {
         const input = page.locator('input.narrow-num').first();
         await input.fill(String(Number(await input.inputValue()) + 5));

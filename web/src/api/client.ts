@@ -25,7 +25,8 @@ export const api = {
     (await call<T>('POST', path, body, ifMatch === undefined ? undefined : { 'if-match': etag(ifMatch) })).data,
   patch: async <T>(path: string, body: unknown, ifMatch?: string | number) =>
     (await call<T>('PATCH', path, body, ifMatch === undefined ? undefined : { 'if-match': etag(ifMatch) })).data,
-  put: async <T>(path: string, body: unknown) => (await call<T>('PUT', path, body)).data,
+  put: async <T>(path: string, body: unknown, ifMatch?: string | number) =>
+    (await call<T>('PUT', path, body, ifMatch === undefined ? undefined : { 'if-match': etag(ifMatch) })).data,
   del: async (path: string) => {
     await call<void>('DELETE', path);
   },

@@ -6,9 +6,9 @@ import { auth } from '../auth/session';
 import { problemFrom } from '../api/problem';
 import { Loaded, Message, PageTitle, useAction, useAsync, fmtTime, today, addDays } from '../ui/kit';
 import { download } from '../api/download';
+import { KINDS, LineEditor, ProductEditor, shiftSpan } from './MasterEdit';
 import type { DocumentMeta, Line, Order, OrderPage, Product, Reason, Rule, WorkOrder } from '../api/types';
 
-const KINDS = ['SMT', 'DIP', 'TEST', 'ASSEMBLY'] as const;
 const ORDER_STATUSES = ['', 'new', 'planned', 'in_progress', 'at_risk', 'done', 'cancelled'] as const;
 
 export function Orders() {
@@ -331,6 +331,17 @@ export function Lines() {
   const [name, setName] = useState('');
   const [kind, setKind] = useState('SMT');
   const [shifts, setShifts] = useState('2');
+  const [editing, setEditing] = useState<string | null>(null);
+  const closeEditor = (id: string, message?: string) => {
+    setEditing(null);
+    if (message) {
+      action.setError(null);
+      action.setOk(message);
+      lines.reload();
+    }
+    window.setTimeout(() => document.getElementById(`edit-line-${id}`)?.focus(), 0);
+  };
+  const editingLine = editing ? lines.data?.find((l) => l.id === editing) : undefined;
   const create = (e: FormEvent) => {
     e.preventDefault();
     void action.run(async () => {
@@ -338,7 +349,7 @@ export function Lines() {
       lines.reload();
       setCode('');
       setName('');
-      return `Line ${l.code} created. An admin gives LINE_LEADER users the role; leaders are assigned through the API for now.`;
+      return `Line ${l.code} created. Use Edit to assign its leaders (an admin gives users the LINE_LEADER role).`;
     });
   };
   const toggle = (l: Line) =>
@@ -370,17 +381,53 @@ export function Lines() {
               </thead>
               <tbody>
                 {ls.map((l) => (
-                  <tr key={l.id}>
-                    <td>{l.code}</td>
+                  <tr key={l.id} className={editing === l.id ? 'sel' : ''} data-line={l.code}>
+                    <td className="nowrap">{l.code}</td>
                     <td>{l.name}</td>
                     <td>{l.kind}</td>
-                    <td>{l.shifts.map((s) => `${s.name} ${s.start} (${Math.round(s.minutes / 60)} h)`).join(', ')}</td>
-                    <td>{l.leaders.map((x) => x.name).join(', ') || '—'}</td>
-                    <td>{l.active ? 'yes' : 'no'}</td>
                     <td>
-                      <button type="button" className="btn" disabled={action.busy} onClick={() => toggle(l)}>
-                        {l.active ? 'Deactivate' : 'Activate'}
-                      </button>
+                      {l.shifts.map((s, i) => (
+                        <span key={s.name} className="nowrap">
+                          {shiftSpan(s)}
+                          {i < l.shifts.length - 1 ? ', ' : ''}
+                        </span>
+                      ))}
+                    </td>
+                    <td className="leaders-cell">
+                      {l.leaders.length === 0 ? (
+                        <span className="muted">None</span>
+                      ) : (
+                        <ul className="bare">
+                          {l.leaders.map((x) => (
+                            <li key={x.id}>
+                              {x.name} <span className="muted">{x.email}</span>
+                            </li>
+                          ))}
+                        </ul>
+                      )}
+                    </td>
+                    <td>{l.active ? 'yes' : 'no'}</td>
+                    <td className="actions-cell">
+                      <div className="button-row tight">
+                        <button
+                          type="button"
+                          className="btn"
+                          id={`edit-line-${l.id}`}
+                          aria-expanded={editing === l.id}
+                          aria-controls={editing === l.id ? 'line-editor' : undefined}
+                          onClick={() => {
+                            action.setError(null);
+                            action.setOk(null);
+                            setEditing(editing === l.id ? null : l.id);
+                          }}
+                        >
+                          Edit<span className="sr-only"> {l.code}</span>
+                        </button>
+                        <button type="button" className="btn" disabled={action.busy} onClick={() => toggle(l)}>
+                          {l.active ? 'Deactivate' : 'Activate'}
+                          <span className="sr-only"> {l.code}</span>
+                        </button>
+                      </div>
                     </td>
                   </tr>
                 ))}
@@ -389,6 +436,17 @@ export function Lines() {
           </div>
         )}
       </Loaded>
+      {editingLine ? (
+        <div id="line-editor">
+          <LineEditor
+            key={editingLine.id}
+            line={editingLine}
+            onSaved={(m) => closeEditor(editingLine.id, m)}
+            onCancel={() => closeEditor(editingLine.id)}
+            onChanged={lines.reload}
+          />
+        </div>
+      ) : null}
       <section className="card" aria-labelledby="nl-h">
         <h2 id="nl-h">New line</h2>
         <form onSubmit={create} className="row">
@@ -431,6 +489,18 @@ export function Products() {
   const [name, setName] = useState('');
   const [cycles, setCycles] = useState<Record<string, string>>({ SMT: '', DIP: '', TEST: '', ASSEMBLY: '' });
   const action = useAction();
+  const saved = useAction();
+  const [editing, setEditing] = useState<string | null>(null);
+  const closeEditor = (id: string, message?: string) => {
+    setEditing(null);
+    if (message) {
+      saved.setError(null);
+      saved.setOk(message);
+      products.reload();
+    }
+    window.setTimeout(() => document.getElementById(`edit-product-${id}`)?.focus(), 0);
+  };
+  const editingProduct = editing ? products.data?.find((p) => p.id === editing) : undefined;
   const create = (e: FormEvent) => {
     e.preventDefault();
     void action.run(async () => {
@@ -471,6 +541,7 @@ export function Products() {
   return (
     <>
       <PageTitle>Products</PageTitle>
+      <Message error={saved.error} ok={saved.ok} />
       <Loaded state={products} what="products" isEmpty={(l) => l.length === 0} empty="No products yet.">
         {(ps) => (
           <div className="table-wrap">
@@ -480,17 +551,36 @@ export function Products() {
                   <th scope="col">SKU</th>
                   <th scope="col">Name</th>
                   <th scope="col">Ideal cycle time per stage</th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
                 </tr>
               </thead>
               <tbody>
                 {ps.map((p) => (
-                  <tr key={p.id}>
+                  <tr key={p.id} className={editing === p.id ? 'sel' : ''}>
                     <td>{p.sku}</td>
                     <td>{p.name}</td>
                     <td>
                       {Object.entries(p.ideal_cycle_seconds)
                         .map(([k, v]) => `${k} ${v} s`)
                         .join(' · ')}
+                    </td>
+                    <td>
+                      <button
+                        type="button"
+                        className="btn"
+                        id={`edit-product-${p.id}`}
+                        aria-expanded={editing === p.id}
+                        aria-controls={editing === p.id ? 'product-editor' : undefined}
+                        onClick={() => {
+                          saved.setError(null);
+                          saved.setOk(null);
+                          setEditing(editing === p.id ? null : p.id);
+                        }}
+                      >
+                        Edit<span className="sr-only"> {p.sku}</span>
+                      </button>
                     </td>
                   </tr>
                 ))}
@@ -499,6 +589,17 @@ export function Products() {
           </div>
         )}
       </Loaded>
+      {editingProduct ? (
+        <div id="product-editor">
+          <ProductEditor
+            key={editingProduct.id}
+            product={editingProduct}
+            onSaved={(m) => closeEditor(editingProduct.id, m)}
+            onCancel={() => closeEditor(editingProduct.id)}
+            onChanged={products.reload}
+          />
+        </div>
+      ) : null}
       {form}
     </>
   );
