@@ -157,6 +157,18 @@ impl DatabaseUrl {
     pub fn expose(&self) -> &str {
         self.0.expose_secret()
     }
+    /// The user a PostgreSQL URL connects as (percent-decoded); `None` for SQLite or no user.
+    pub fn user(&self) -> Option<String> {
+        if !self.is_postgres() {
+            return None;
+        }
+        let url = Url::parse(self.expose()).ok()?;
+        let user = url::form_urlencoded::parse(format!("u={}", url.username()).as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())?;
+        (!user.is_empty()).then_some(user)
+    }
+
     pub fn is_postgres(&self) -> bool {
         let u = self.expose();
         u.starts_with("postgres://") || u.starts_with("postgresql://")
@@ -301,6 +313,9 @@ impl Config {
         }
 
         let database_url = database_url(get("IMS_DATABASE_URL"), &data_dir, &secrets)?;
+        if let Some(snapshot) = store {
+            check_database_user(snapshot, &database_url)?;
+        }
         let public_url = match get("IMS_PUBLIC_URL") {
             Some(u) => parse_http_url("IMS_PUBLIC_URL", u)?,
             None => parse_http_url("IMS_PUBLIC_URL", &format!("http://{listen}"))?,
@@ -709,6 +724,26 @@ fn auth_settings<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<AuthSetti
         ));
     }
     Ok(settings)
+}
+
+/// An RDS credentials secret's password belongs to its `username`: refuse to use it for another
+/// user (every connection would fail after the next rotation, with nothing saying why).
+pub fn check_database_user(
+    snapshot: &secrets::store::Snapshot,
+    url: &DatabaseUrl,
+) -> Result<(), SecretError> {
+    match (snapshot.database_user(), url.user()) {
+        (Some(secret_user), Some(url_user)) if secret_user != url_user => Err(SecretError::Store {
+            id: snapshot
+                .origin("DATABASE_PASSWORD")
+                .unwrap_or(&snapshot.id)
+                .to_owned(),
+            reason: format!(
+                "its username is {secret_user}, but IMS_DATABASE_URL connects as {url_user}; use the same user"
+            ),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn parse_offset(text: &str) -> Result<time::UtcOffset, ConfigError> {

@@ -143,6 +143,13 @@ pub async fn apply(state: &AppState, snapshot: &Snapshot, applied: &mut Applied)
         // Remember it even when refused, so a bad value is reported once, not every round.
         applied.values.insert(name, value.clone());
         let secret = snapshot.origin(name).unwrap_or(&snapshot.id);
+        if name == "DATABASE_PASSWORD" {
+            if let Err(e) = crate::config::check_database_user(snapshot, &state.config.database_url)
+            {
+                tracing::error!(secret, error = %e, "rotated database password refused");
+                continue;
+            }
+        }
         match change(state, applied, name, value) {
             Ok(Some(detail)) => {
                 tracing::info!(secret, key = name, "rotated secret applied");

@@ -28,6 +28,14 @@ struct Entry {
     value: SecretString,
     secret: String,
     version: Option<String>,
+    /// For a password from an RDS credentials secret: the user it belongs to.
+    user: Option<String>,
+}
+
+/// One secret's values, and the user of an RDS credentials secret.
+struct Parsed {
+    values: HashMap<String, SecretString>,
+    rds_user: Option<String>,
 }
 
 /// One read of every secret: the values by name.
@@ -45,6 +53,13 @@ impl Snapshot {
     /// The secret `name` came from.
     pub fn origin(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(|e| e.secret.as_str())
+    }
+
+    /// The database user an RDS credentials secret names (its password is for that user).
+    pub fn database_user(&self) -> Option<&str> {
+        self.values
+            .get("DATABASE_PASSWORD")
+            .and_then(|e| e.user.as_deref())
     }
 
     /// The version of the secret `name` came from.
@@ -96,7 +111,7 @@ impl Store {
         let mut values: HashMap<String, Entry> = HashMap::new();
         for id in &self.ids {
             let (version, parsed) = self.fetch_one(id).await?;
-            for (name, value) in parsed {
+            for (name, value) in parsed.values {
                 if let Some(other) = values.get(&name) {
                     return Err(SecretError::Store {
                         id: id.clone(),
@@ -106,10 +121,14 @@ impl Store {
                         ),
                     });
                 }
+                let user = (name == "DATABASE_PASSWORD")
+                    .then(|| parsed.rds_user.clone())
+                    .flatten();
                 let entry = Entry {
                     value,
                     secret: id.clone(),
                     version: version.clone(),
+                    user,
                 };
                 values.insert(name, entry);
             }
@@ -120,10 +139,7 @@ impl Store {
         })
     }
 
-    async fn fetch_one(
-        &self,
-        id: &str,
-    ) -> Result<(Option<String>, HashMap<String, SecretString>), SecretError> {
+    async fn fetch_one(&self, id: &str) -> Result<(Option<String>, Parsed), SecretError> {
         let id = id.to_owned();
         let out = self
             .client
@@ -162,7 +178,7 @@ impl Store {
 }
 
 /// Parses the secret's JSON object; the error names the offending key, never a value.
-fn parse(id: &str, text: &str) -> Result<HashMap<String, SecretString>, SecretError> {
+fn parse(id: &str, text: &str) -> Result<Parsed, SecretError> {
     let malformed = |reason: String| SecretError::Store {
         id: id.into(),
         reason,
@@ -183,7 +199,15 @@ fn parse(id: &str, text: &str) -> Result<HashMap<String, SecretString>, SecretEr
             "it is an RDS credentials secret and also holds DATABASE_PASSWORD; keep one".into(),
         ));
     }
-    map.into_iter()
+    let rds_user = rds
+        .then(|| {
+            map.get("username")
+                .and_then(|u| u.as_str())
+                .map(str::to_owned)
+        })
+        .flatten();
+    let values = map
+        .into_iter()
         .filter(|(name, _)| {
             !rds || ![
                 "engine",
@@ -214,7 +238,8 @@ fn parse(id: &str, text: &str) -> Result<HashMap<String, SecretString>, SecretEr
             };
             Ok((name, SecretString::from(text)))
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(Parsed { values, rds_user })
 }
 
 #[cfg(test)]
@@ -228,7 +253,8 @@ mod tests {
             "ims/prod",
             r#"{"OTP_PEPPER":"canary-pepper","JWT_SIGNING_KEYS":{"keys":[]}}"#,
         )
-        .unwrap();
+        .unwrap()
+        .values;
         assert_eq!(parsed["OTP_PEPPER"].expose_secret(), "canary-pepper");
         assert_eq!(parsed["JWT_SIGNING_KEYS"].expose_secret(), r#"{"keys":[]}"#);
 
@@ -259,6 +285,8 @@ mod tests {
             r#"{"engine":"postgres","host":"db","port":5432,"username":"ims","password":"canary-pw","dbname":"ims"}"#,
         )
         .unwrap();
+        assert_eq!(parsed.rds_user.as_deref(), Some("ims"));
+        let parsed = parsed.values;
         assert_eq!(parsed["DATABASE_PASSWORD"].expose_secret(), "canary-pw");
         assert_eq!(parsed.len(), 1, "the connection fields are not secrets");
         let both = parse(

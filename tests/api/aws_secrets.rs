@@ -265,6 +265,36 @@ async fn a_missing_or_malformed_secret_stops_the_start_naming_it_never_its_value
             }
         }
     }
+
+    // An RDS credentials secret for another user than the URL's is refused, naming both users.
+    moto.run(
+        "secret_store.py",
+        &["create", "ims/app-ok"],
+        &json!({ "JWT_SIGNING_KEYS": keys, "OTP_PEPPER": PEPPER }).to_string(),
+    )
+    .await;
+    moto.run(
+        "secret_store.py",
+        &["create", "ims/db-other-user"],
+        &json!({ "engine": "postgres", "username": "someone", "password": "canary-db-password" })
+            .to_string(),
+    )
+    .await;
+    let mut cmd = ims_command();
+    cmd.arg("check-config")
+        .env("IMS_DATA_DIR", &data)
+        .env("IMS_DATABASE_URL", "postgres://ims_app@127.0.0.1:5432/ims")
+        .env("IMS_SECRETS_ID", "ims/app-ok,ims/db-other-user")
+        .env("IMS_AWS_ENDPOINT_URL", &moto.endpoint);
+    let out = run(cmd, None).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("ims/db-other-user")
+            && stderr.contains("its username is someone, but IMS_DATABASE_URL connects as ims_app"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("canary"), "{stderr}");
     let _ = std::fs::remove_dir_all(&data);
 }
 
