@@ -203,6 +203,10 @@ async function main() {
   });
 
   await step('bundle holds none of this server\'s generated secrets', async () => {
+    // The scan skips a *_FILE that does not exist, so make sure these do and hold values.
+    for (const f of ['jwt-signing-keys.json', 'otp-pepper']) {
+      assert(existsSync(join(dataDir, f)) && readFileSync(join(dataDir, f), 'utf8').trim().length >= 16, `server did not generate ${f}`);
+    }
     const r = spawnSync(process.execPath, [join(web, 'scripts', 'scan.mjs')], {
       encoding: 'utf8',
       env: {
@@ -212,6 +216,9 @@ async function main() {
       },
     });
     assert(r.status === 0, (r.stderr || r.stdout).trim());
+    // The pepper and at least one key of the signing-key document were actually compared.
+    const n = Number(/none of (\d+) environment secret values/.exec(r.stdout)?.[1] ?? 0);
+    assert(n >= 3, `scan compared ${n} generated secret values, expected the pepper and the signing keys`);
   });
 
   await step('CSP header on the app shell', async () => {

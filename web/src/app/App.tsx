@@ -53,7 +53,8 @@ const SECTIONS: Section[] = [
   },
 ];
 
-const PUBLIC = ['/login', '/forgot-password', '/verify-email', '/oidc/callback'];
+const OIDC_CALLBACK = '/oidc/callback';
+const PUBLIC = ['/login', '/forgot-password', '/verify-email', OIDC_CALLBACK];
 
 
 export function App() {
@@ -61,7 +62,9 @@ export function App() {
   const { path } = useLocation();
 
   useEffect(() => {
-    void auth.restore();
+    // Not on the OIDC callback: there the external sign-in sets up the session, and a leftover
+    // IMS refresh cookie (someone else's, on a shared terminal) must not race it and take over.
+    if (location.pathname !== OIDC_CALLBACK) void auth.restore();
   }, []);
 
   // Signed out (or the session ended) on a private page: go to the login page, remembering where.

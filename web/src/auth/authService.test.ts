@@ -1,8 +1,10 @@
 // Unit tests of the authService with a fake fetch and a fake clock/timers.
 import { describe, expect, it } from 'vitest';
-import { AuthService, MESSAGES, type AuthDeps } from './authService';
+import { AuthService, MESSAGES, externalExpiredMessage, DEFAULT_PROVIDER, type AuthDeps } from './authService';
 
 const user = { id: 'u1', email: 'm@x.test', name: 'M', roles: ['MANAGER'], email_verified: true };
+/** The user signing in through the external identity provider (Cognito) on the same terminal. */
+const externalUser = { id: 'u2', email: 'b@x.test', name: 'B', roles: ['LINE_LEADER'], email_verified: true };
 
 interface Call {
   path: string;
@@ -45,6 +47,10 @@ function harness(opts: { refreshOk?: () => boolean; apiDelayMs?: number } = {}) 
       return json(200, tokenBody());
     }
     if (path === '/auth/logout') return json(204, undefined);
+    if (path === '/auth/me') {
+      const t = headers.get('authorization')?.replace('Bearer ', '') ?? '';
+      return valid.has(t) ? json(200, externalUser) : json(401, { status: 401, code: 'invalid_token', detail: apiDetail });
+    }
     // API
     if (opts.apiDelayMs) await new Promise((r) => setTimeout(r, opts.apiDelayMs));
     const token = headers.get('authorization')?.replace('Bearer ', '') ?? '';
@@ -236,3 +242,90 @@ describe('authService', () => {
 function fetchOf(h: ReturnType<typeof harness>): typeof fetch {
   return h.rawFetch;
 }
+
+describe('authService: external (OIDC) sessions and a leftover IMS refresh cookie', () => {
+  const expired = externalExpiredMessage(DEFAULT_PROVIDER);
+
+  it('acceptExternal during an in-flight restore ends with the external user, not the cookie user', async () => {
+    const h = harness(); // the leftover cookie of user m@x.test is still valid
+    const release = h.holdRefresh();
+    const restoring = h.svc.restore(); // start-up restore with the leftover cookie, held in flight
+    await new Promise((r) => setTimeout(r, 0));
+    expect(h.refreshes()).toBe(1);
+    h.valid.add('EXT');
+    const accepting = h.svc.acceptExternal('EXT', 3600);
+    await new Promise((r) => setTimeout(r, 0));
+    release(); // the cookie's refresh now answers with m@x.test's tokens
+    const [, who] = await Promise.all([restoring, accepting]);
+    expect(who.email).toBe('b@x.test');
+    expect(h.svc.getState()).toMatchObject({ status: 'signed_in', user: { email: 'b@x.test' } });
+    // The API is called with the external token, not the cookie user's A1.
+    const res = await h.svc.fetch('/api/thing');
+    expect((await res.json()).token).toBe('EXT');
+    // No refresh timer of the cookie session survives: time passing never refreshes.
+    await h.advance(3_700_000);
+    expect(h.refreshes()).toBe(1);
+    // and the session ended at the provider token's expiry, with the message
+    expect(h.svc.getState()).toEqual({ status: 'signed_out', user: null, message: expired });
+  });
+
+  it('acceptExternal revokes any IMS refresh cookie: POST /auth/logout {} without a bearer', async () => {
+    const h = harness();
+    h.valid.add('EXT');
+    await h.svc.acceptExternal('EXT', 3600);
+    const logout = h.calls.find((c) => c.path === '/auth/logout');
+    expect(logout).toMatchObject({ method: 'POST', body: '{}', auth: null });
+    // before the external token is used
+    const order = h.calls.map((c) => c.path);
+    expect(order.indexOf('/auth/logout')).toBeLessThan(order.indexOf('/auth/me'));
+    expect(h.svc.getState()).toMatchObject({ status: 'signed_in', user: { email: 'b@x.test' } });
+  });
+
+  it('an external session never calls /auth/refresh: on expiry it is signed out with the message', async () => {
+    const h = harness();
+    h.valid.add('EXT');
+    await h.svc.acceptExternal('EXT', 900);
+    await h.advance(841_000); // where an IMS session would refresh
+    expect(h.refreshes()).toBe(0);
+    expect(h.svc.getState().status).toBe('signed_in');
+    // the tab slept past the expiry: the visibility check and a call both end it, no refresh
+    await h.advance(100_000);
+    h.svc.checkExpiry();
+    expect(h.svc.getState()).toEqual({ status: 'signed_out', user: null, message: expired });
+    await expect(h.svc.fetch('/api/thing')).rejects.toMatchObject({ status: 401 });
+    expect(h.refreshes()).toBe(0);
+  });
+
+  it('an external session never calls /auth/refresh: a call near expiry ends it', async () => {
+    const h = harness();
+    h.valid.add('EXT');
+    await h.svc.acceptExternal('EXT', 900);
+    // timers stalled (sleeping tablet): the clock moves past the expiry without them running
+    h.timers.splice(0);
+    await h.advance(901_000);
+    await expect(h.svc.fetch('/api/thing')).rejects.toMatchObject({ status: 401, detail: expired });
+    expect(h.svc.getState()).toEqual({ status: 'signed_out', user: null, message: expired });
+    expect(h.refreshes()).toBe(0);
+  });
+
+  it('an external session never calls /auth/refresh: a 401 signs out with the message', async () => {
+    const h = harness();
+    h.valid.add('EXT');
+    await h.svc.acceptExternal('EXT', 3600);
+    h.valid.delete('EXT'); // the provider token is refused (revoked, clock skew…)
+    await expect(h.svc.fetch('/api/thing')).rejects.toMatchObject({ status: 401, detail: expired });
+    expect(h.svc.getState()).toEqual({ status: 'signed_out', user: null, message: expired });
+    expect(h.refreshes()).toBe(0);
+    // restore() is a no-op while external, and after the end a password sign-in works normally
+    await h.svc.login('m@x.test', 'pw');
+    await h.advance(841_000);
+    expect(h.refreshes()).toBe(1);
+  });
+
+  it('a refused external token leaves the service signed out and not external', async () => {
+    const h = harness();
+    await expect(h.svc.acceptExternal('NOPE', 3600)).rejects.toMatchObject({ status: 401 });
+    expect(h.svc.getState().status).toBe('signed_out');
+    expect(h.svc.isExternal).toBe(false);
+  });
+});

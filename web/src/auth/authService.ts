@@ -44,6 +44,13 @@ export const MESSAGES = {
   passwordChanged: 'Your password was changed. Sign in with the new password.',
 } as const;
 
+/** The message when an external (OIDC) sign-in ends: it cannot be renewed through IMS. */
+export function externalExpiredMessage(provider: string): string {
+  return `Your sign-in with ${provider} has expired; sign in again.`;
+}
+
+export const DEFAULT_PROVIDER = 'your company account';
+
 /** Refresh this long before expiry (capped at a quarter of the token's lifetime). */
 const REFRESH_MARGIN_MS = 60_000;
 
@@ -60,6 +67,12 @@ export class AuthService {
   #expiresAt = 0;
   #refreshing: Promise<boolean> | null = null;
   #timer: unknown = null;
+  /**
+   * Set (to the provider's name) while the session is an external (OIDC) one. Such a session is
+   * never renewed through /auth/refresh: an IMS refresh cookie left in the browser by someone
+   * else must not replace the external user's session. On expiry or a 401 it simply ends.
+   */
+  #external: string | null = null;
   #state: AuthState = { status: 'unknown', user: null, message: null };
   #listeners = new Set<Listener>();
   #deps: AuthDeps;
@@ -103,11 +116,13 @@ export class AuthService {
   async login(email: string, password: string): Promise<User> {
     const res = await this.#raw('/auth/login', { method: 'POST', body: JSON.stringify({ email, password }) });
     if (!res.ok) throw await problemFrom(res);
+    this.#external = null;
     return this.#accept((await res.json()) as TokenBody);
   }
 
   /** At start-up: resume a session from the refresh cookie, if there is one. Silent on failure. */
   async restore(): Promise<boolean> {
+    if (this.#external) return this.#state.status === 'signed_in';
     const ok = await this.refresh(true).catch(() => false);
     if (!ok && this.#state.status === 'unknown') this.#set({ status: 'signed_out', user: null, message: null });
     return ok;
@@ -130,17 +145,49 @@ export class AuthService {
    * Accepts an access token from the external identity provider (OIDC, PKCE flow). It cannot be
    * refreshed through IMS: when it expires the user signs in again through the provider.
    */
-  async acceptExternal(accessToken: string, expiresIn: number): Promise<User> {
-    this.#token = accessToken;
-    this.#expiresAt = this.#deps.now() + expiresIn * 1000;
+  async acceptExternal(accessToken: string, expiresIn: number, provider: string = DEFAULT_PROVIDER): Promise<User> {
+    // From here on no refresh result may be accepted (see #doRefresh), and no new refresh starts.
+    this.#external = provider;
+    // A refresh already under way (a start-up restore with a leftover IMS cookie) must finish
+    // before the external session is set up, and its result is discarded.
+    if (this.#refreshing) await this.#refreshing.catch(() => false);
+    this.#clearTimer();
+    this.#token = null;
+    this.#expiresAt = 0;
+    // Revoke any IMS refresh cookie in this browser (another user's session on a shared
+    // terminal): no bearer, so the server ends only the cookie's session. Best effort.
+    try {
+      await this.#raw('/auth/logout', { method: 'POST', body: '{}' });
+    } catch {
+      // Offline: nothing more to do; the external session never uses the cookie anyway.
+    }
     const res = await this.#raw('/auth/me', { headers: { authorization: `Bearer ${accessToken}` } });
     if (!res.ok) {
-      this.#token = null;
-      throw await problemFrom(res);
+      this.#external = null;
+      const problem = await problemFrom(res);
+      this.#end(null);
+      throw problem;
     }
     const user = (await res.json()) as User;
+    if (this.#external !== provider) throw new ApiError(401, { code: 'session_ended', detail: MESSAGES.ended }, null);
+    this.#token = accessToken;
+    this.#expiresAt = this.#deps.now() + expiresIn * 1000;
+    // Not refreshed: when the provider's token expires, the session ends.
+    this.#timer = this.#deps.setTimer(() => {
+      this.#timer = null;
+      if (this.#external) this.#end(externalExpiredMessage(this.#external));
+    }, Math.max(0, this.#expiresAt - this.#deps.now()));
     this.#set({ status: 'signed_in', user, message: null });
     return user;
+  }
+
+  /** Whether the current session came from the external identity provider. */
+  get isExternal(): boolean {
+    return this.#external !== null;
+  }
+
+  #endExternal() {
+    this.#end(externalExpiredMessage(this.#external ?? DEFAULT_PROVIDER));
   }
 
   // ---- refresh ------------------------------------------------------------------------------
@@ -150,6 +197,11 @@ export class AuthService {
    * refresh is under way share its result. Resolves false when the session has ended.
    */
   refresh(silent = false): Promise<boolean> {
+    if (this.#external) {
+      // An external session is never renewed with the IMS refresh cookie.
+      if (this.#state.status === 'signed_in') this.#endExternal();
+      return Promise.resolve(false);
+    }
     if (!this.#refreshing) {
       this.#refreshing = this.#doRefresh(silent).finally(() => {
         this.#refreshing = null;
@@ -160,7 +212,10 @@ export class AuthService {
 
   async #doRefresh(silent: boolean): Promise<boolean> {
     const run = async () => {
+      if (this.#external) return false;
       const res = await this.#raw('/auth/refresh', { method: 'POST', body: '{}' });
+      // An external sign-in happened meanwhile: the cookie's session must not take it over.
+      if (this.#external) return false;
       if (res.ok) {
         this.#accept((await res.json()) as TokenBody);
         return true;
@@ -187,8 +242,13 @@ export class AuthService {
     return body.user;
   }
 
-  #schedule(lifetimeMs: number) {
+  #clearTimer() {
     if (this.#timer !== null) this.#deps.clearTimer(this.#timer);
+    this.#timer = null;
+  }
+
+  #schedule(lifetimeMs: number) {
+    this.#clearTimer();
     const margin = Math.min(REFRESH_MARGIN_MS, lifetimeMs / 4);
     const delay = Math.max(1000, this.#expiresAt - margin - this.#deps.now());
     this.#timer = this.#deps.setTimer(() => {
@@ -199,6 +259,10 @@ export class AuthService {
 
   /** Called when the page becomes visible again: timers may not have run while it slept. */
   checkExpiry() {
+    if (this.#external) {
+      if (this.#token && this.#deps.now() >= this.#expiresAt) this.#endExternal();
+      return;
+    }
     if (this.#token && this.#deps.now() >= this.#expiresAt - REFRESH_MARGIN_MS) {
       void this.refresh().catch(() => undefined);
     }
@@ -207,8 +271,8 @@ export class AuthService {
   #end(message: string | null) {
     this.#token = null;
     this.#expiresAt = 0;
-    if (this.#timer !== null) this.#deps.clearTimer(this.#timer);
-    this.#timer = null;
+    this.#external = null;
+    this.#clearTimer();
     this.#set({ status: 'signed_out', user: null, message });
   }
 
@@ -226,11 +290,14 @@ export class AuthService {
    */
   async fetch(path: string, init: RequestInit = {}): Promise<Response> {
     if (this.#refreshing) await this.#refreshing.catch(() => false);
-    if (this.#token && this.#deps.now() >= this.#expiresAt - 5000) {
+    const external = this.#external;
+    if (external) {
+      if (this.#token && this.#deps.now() >= this.#expiresAt) this.#endExternal();
+    } else if (this.#token && this.#deps.now() >= this.#expiresAt - 5000) {
       await this.refresh();
     }
     const token = this.#token;
-    if (!token) throw new ApiError(401, { code: 'session_ended', detail: MESSAGES.ended }, null);
+    if (!token) throw new ApiError(401, { code: 'session_ended', detail: this.#state.message ?? MESSAGES.ended }, null);
     const first = await this.#raw(path, withBearer(init, token));
     if (first.status !== 401) return first;
 
@@ -238,6 +305,12 @@ export class AuthService {
     if (/no longer active/i.test(problem.detail)) {
       this.#end(MESSAGES.disabled);
       throw problem;
+    }
+    if (external) {
+      // The provider's token was refused: the external session ends (no IMS refresh).
+      const message = externalExpiredMessage(external);
+      if (this.#token === token) this.#end(message);
+      throw new ApiError(401, { code: 'session_ended', detail: message }, null);
     }
     // Another call may already have replaced the token; otherwise refresh (single-flight).
     if (this.#token === token) {

@@ -52,16 +52,39 @@ export async function startExternalSignIn(cfg: OidcConfig): Promise<void> {
   location.assign(u.toString());
 }
 
-/** Completes the flow on /oidc/callback: returns the provider's access token and lifetime. */
+export const OIDC_MESSAGES = {
+  noPending: 'No sign-in with your company account was started from this tab. Start again from the sign-in page.',
+  stateMismatch: 'This sign-in response does not belong to a sign-in started from this tab. Start again from the sign-in page.',
+  refused: 'Sign-in with your company account was cancelled or refused.',
+  noCode: 'Your company account did not complete the sign-in. Start again from the sign-in page.',
+  exchange: 'Your company account refused to complete the sign-in. Start again from the sign-in page.',
+} as const;
+
+/**
+ * Completes the flow on /oidc/callback: returns the provider's access token and lifetime.
+ * The `state` is checked before anything else in the URL: a crafted link without this tab's
+ * state gets a fixed message and does not consume the pending sign-in. Nothing from the URL
+ * (such as `error_description`) is ever shown: the messages are fixed.
+ */
 export async function finishExternalSignIn(params: URLSearchParams): Promise<{ access_token: string; expires_in: number }> {
   const raw = sessionStorage.getItem(KEY);
+  if (!raw) throw new Error(OIDC_MESSAGES.noPending);
+  let pending: { verifier: string; state: string; token_endpoint: string; client_id: string };
+  try {
+    pending = JSON.parse(raw) as typeof pending;
+  } catch {
+    sessionStorage.removeItem(KEY);
+    throw new Error(OIDC_MESSAGES.noPending);
+  }
+  const state = params.get('state');
+  if (!state || typeof pending.state !== 'string' || !pending.state || state !== pending.state) {
+    throw new Error(OIDC_MESSAGES.stateMismatch);
+  }
+  // The response belongs to this tab's sign-in: it is used up, whatever it says.
   sessionStorage.removeItem(KEY);
-  if (!raw) throw new Error('No sign-in was started from this tab.');
-  const pending = JSON.parse(raw) as { verifier: string; state: string; token_endpoint: string; client_id: string };
-  if (params.get('error')) throw new Error(params.get('error_description') ?? params.get('error') ?? 'Sign-in refused.');
-  if (params.get('state') !== pending.state) throw new Error('The sign-in response does not match this tab.');
+  if (params.get('error')) throw new Error(OIDC_MESSAGES.refused);
   const code = params.get('code');
-  if (!code) throw new Error('The provider returned no authorization code.');
+  if (!code) throw new Error(OIDC_MESSAGES.noCode);
   const body = new URLSearchParams({
     grant_type: 'authorization_code',
     client_id: pending.client_id,
@@ -75,7 +98,7 @@ export async function finishExternalSignIn(params: URLSearchParams): Promise<{ a
     body,
     credentials: 'omit',
   });
-  if (!res.ok) throw new Error('The provider refused the authorization code.');
+  if (!res.ok) throw new Error(OIDC_MESSAGES.exchange);
   const t = (await res.json()) as { access_token: string; expires_in: number };
   return { access_token: t.access_token, expires_in: t.expires_in };
 }

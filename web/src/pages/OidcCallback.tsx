@@ -13,7 +13,12 @@ export function OidcCallbackPage() {
     finishExternalSignIn(params)
       .then((t) => auth.acceptExternal(t.access_token, t.expires_in))
       .then((user) => navigate(homeFor(user.roles), true))
-      .catch((e: unknown) => setError(e instanceof Error && e.name === 'Error' ? e.message : describe(e)));
+      .catch((e: unknown) => {
+        // No session (and no start-up restore ran on this page): the login page must not wait.
+        if (auth.getState().status !== 'signed_in') auth.endSession(null);
+        // Our own fixed messages (oidc.ts) or a problem in plain words; never text from the URL.
+        setError(e instanceof Error && e.name === 'Error' ? e.message : describe(e));
+      });
   }, []);
   return (
     <section className="card narrow">
