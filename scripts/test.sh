@@ -164,7 +164,9 @@ run_web_tests() {
         ims_apt_install chromium || return 1
     fi
     command -v npm >/dev/null 2>&1 || ims_apt_install nodejs npm || return 1
-    cargo build --locked --bin ims || return 1
+    # The binary the Rust tests just built (same features; a plain `cargo build` would
+    # rebuild the dependency tree without the dev-dependencies' features).
+    [[ -x target/debug/ims ]] || cargo build --locked --bin ims || return 1
     (
         cd web &&
             npm ci --no-audit --no-fund --loglevel=error &&
