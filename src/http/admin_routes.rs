@@ -116,7 +116,7 @@ pub async fn create_user(
     ip: ClientIp,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
-    if body.email.len() > 320 || body.name.len() > 1000 || body.roles.len() > 3 {
+    if body.email.len() > 320 || body.name.len() > 1000 || body.roles.len() > 64 {
         return Err(ApiError::bad_request(
             "invalid_body",
             "A field is too long.",
@@ -187,7 +187,7 @@ pub async fn update_user(
 ) -> ApiResult<Json<AdminUserView>> {
     valid_id(&id)?;
     if body.name.as_ref().is_some_and(|n| n.len() > 1000)
-        || body.roles.as_ref().is_some_and(|r| r.len() > 3)
+        || body.roles.as_ref().is_some_and(|r| r.len() > 64)
     {
         return Err(ApiError::bad_request(
             "invalid_body",

@@ -152,8 +152,13 @@ pub async fn visible(db: &Db, viewer: &Viewer, id: &str) -> ProdResult<WorkOrder
 }
 
 pub fn work_date(raw: &str) -> ProdResult<Date> {
-    parse_date(raw)
-        .ok_or_else(|| invalid("invalid_date", "work_date must be a valid YYYY-MM-DD date"))
+    parse_date(raw).ok_or_else(|| {
+        let shown: String = raw.chars().take(20).collect();
+        invalid(
+            "invalid_date",
+            format!("'{shown}' is not a valid YYYY-MM-DD date"),
+        )
+    })
 }
 
 /// Checks that the line can take work of this stage on this shift; returns the line's kind.

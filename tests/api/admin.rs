@@ -453,3 +453,43 @@ async fn revocation_reaches_another_instance_within_five_seconds() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn repeated_roles_count_once_and_bad_dates_name_the_value() {
+    let app = spawn_app().await;
+    let admin = app.login_as(&[Role::Admin]).await;
+    let r = app
+        .post(
+            "/api/admin/users",
+            &admin.access,
+            &json!({
+                "email": "repeat@factory.example",
+                "name": "Rita Repeat",
+                "roles": ["MANAGER", "LINE_LEADER", "MANAGER", "LINE_LEADER", "MANAGER"],
+            }),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let user: Value = r.json().await.unwrap();
+    let mut roles: Vec<&str> = user["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    roles.sort();
+    assert_eq!(roles, ["LINE_LEADER", "MANAGER"]);
+
+    let manager = app.login_as(&[Role::Manager]).await;
+    let body = assert_problem(
+        app.get("/api/kpi/summary?date=1999-13-40", &manager.access)
+            .await,
+        422,
+        "invalid_date",
+    )
+    .await;
+    assert_eq!(
+        body["detail"],
+        "'1999-13-40' is not a valid YYYY-MM-DD date"
+    );
+}
