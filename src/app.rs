@@ -130,7 +130,8 @@ impl App {
         )
         .await?;
 
-        let mail_transport = crate::mail::transport(&config).await?;
+        let aws = crate::aws::Shared::default();
+        let mail_transport = crate::mail::transport(&config, &aws).await?;
         let mail_sender = Sender {
             from: config.mail_from.parse().map_err(|_| {
                 anyhow::anyhow!(
@@ -156,13 +157,13 @@ impl App {
                 .host_str()
                 .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
         crate::production::reasons::seed(&db).await?;
-        let storage = crate::storage::from_config(&config).await?;
-        let queue = crate::events::queue(&config, &db).await?;
-        let alerts_channel = crate::events::channel::from_config(&config).await?;
+        let storage = crate::storage::from_config(&config, &aws).await?;
+        let queue = crate::events::queue(&config, &db, &aws).await?;
+        let alerts_channel = crate::events::channel::from_config(&config, &aws).await?;
         let oidc = crate::auth::oidc::Oidc::from_config(&config)?;
         let secret_store = match &config.secrets_id {
             Some(id) => Some(crate::secrets::store::Store::new(
-                &crate::aws::sdk_config(&config).await?,
+                aws.get(&config).await?,
                 id,
             )),
             None => None,

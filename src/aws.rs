@@ -6,8 +6,17 @@ use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::config::Config;
 
-pub async fn sdk_config(config: &Config) -> anyhow::Result<SdkConfig> {
-    sdk_config_for(config.aws_endpoint_url.as_ref()).await
+/// One SDK configuration for every adapter of a process, loaded when the first one needs it, so
+/// they share one credentials provider (and its cache) instead of each resolving the chain.
+#[derive(Default)]
+pub struct Shared(tokio::sync::OnceCell<SdkConfig>);
+
+impl Shared {
+    pub async fn get(&self, config: &Config) -> anyhow::Result<&SdkConfig> {
+        self.0
+            .get_or_try_init(|| sdk_config_for(config.aws_endpoint_url.as_ref()))
+            .await
+    }
 }
 
 /// The SDK configuration with an optional endpoint override (used before the configuration is

@@ -121,6 +121,19 @@ pub struct Secrets {
     pub ai_api_key: Option<Resolved>,
 }
 
+impl Secrets {
+    /// Every secret with its contract name.
+    pub fn by_name(&self) -> [(&'static str, &Option<Resolved>); 5] {
+        [
+            ("JWT_SIGNING_KEYS", &self.jwt_signing_keys),
+            ("OTP_PEPPER", &self.otp_pepper),
+            ("SMTP_PASSWORD", &self.smtp_password),
+            ("DATABASE_PASSWORD", &self.database_password),
+            ("AI_API_KEY", &self.ai_api_key),
+        ]
+    }
+}
+
 impl fmt::Debug for Secrets {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let show = |s: &Option<Resolved>| match s {
@@ -513,12 +526,12 @@ impl Config {
                 a.code_requests_per_client
             ),
         ];
-        let s = &self.secrets;
-        lines.push(secret("JWT_SIGNING_KEYS", &s.jwt_signing_keys));
-        lines.push(secret("OTP_PEPPER", &s.otp_pepper));
-        lines.push(secret("SMTP_PASSWORD", &s.smtp_password));
-        lines.push(secret("DATABASE_PASSWORD", &s.database_password));
-        lines.push(secret("AI_API_KEY", &s.ai_api_key));
+        lines.extend(
+            self.secrets
+                .by_name()
+                .into_iter()
+                .map(|(name, value)| secret(name, value)),
+        );
         lines.join("\n")
     }
 

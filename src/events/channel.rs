@@ -46,6 +46,7 @@ impl AlertsChannel for LogChannel {
 /// The channel the configuration asks for: SNS when `IMS_ALERTS_TOPIC_ARN` is set, else the log.
 pub async fn from_config(
     config: &crate::Config,
+    aws: &crate::aws::Shared,
 ) -> anyhow::Result<std::sync::Arc<dyn AlertsChannel>> {
     match &config.alerts_topic_arn {
         None => Ok(std::sync::Arc::new(LogChannel)),
@@ -53,9 +54,9 @@ pub async fn from_config(
             if !arn.starts_with("arn:") {
                 anyhow::bail!("IMS_ALERTS_TOPIC_ARN must be an SNS topic ARN (arn:aws:sns:…)");
             }
-            let sdk = crate::aws::sdk_config(config).await?;
+            let sdk = aws.get(config).await?;
             Ok(std::sync::Arc::new(super::sns::SnsChannel::new(
-                &sdk,
+                sdk,
                 arn.clone(),
             )))
         }

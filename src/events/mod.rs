@@ -121,13 +121,14 @@ pub const VISIBILITY_SECS: i64 = 60;
 pub async fn queue(
     config: &crate::Config,
     db: &crate::db::Db,
+    aws: &crate::aws::Shared,
 ) -> anyhow::Result<std::sync::Arc<dyn Queue>> {
     match &config.queue_url {
         None => Ok(std::sync::Arc::new(db_queue::DbQueue::new(db.clone()))),
         Some(raw) => {
             let url = crate::aws::queue_http_url(raw, config.aws_endpoint_url.as_ref())?;
-            let sdk = crate::aws::sdk_config(config).await?;
-            Ok(std::sync::Arc::new(sqs::SqsQueue::new(&sdk, url)))
+            let sdk = aws.get(config).await?;
+            Ok(std::sync::Arc::new(sqs::SqsQueue::new(sdk, url)))
         }
     }
 }

@@ -150,7 +150,8 @@ async fn external(
         state.metrics.token_rejected("disabled");
         return Err(invalid());
     }
-    if crate::auth::roles::to_db(&user.roles) != crate::auth::roles::to_db(&who.roles) {
+    // Both are normalized (sorted, unique), so equal role sets compare equal.
+    if user.roles != who.roles {
         crate::auth::oidc::sync_roles(&state.db, &user_id, &who.roles).await?;
         state.users.forget(&user_id);
     }

@@ -40,12 +40,11 @@ pub async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -
         return ApiError::not_found().into_response();
     }
     // Hidden segments and traversal attempts are never the app.
-    let hidden = percent_decode(path).is_none_or(|p| p.split('/').any(|s| s.starts_with('.')));
-    if hidden {
+    let Some(decoded) = visible(path) else {
         return ApiError::not_found().into_response();
-    }
+    };
     let root = &state.config.web_dir;
-    if let Some(file) = resolve(root, path) {
+    if let Some(file) = resolve(root, &decoded) {
         if let Some(response) = serve(&file, path.starts_with("/assets/")).await {
             return response;
         }
@@ -61,9 +60,13 @@ pub async fn fallback(State(state): State<AppState>, method: Method, uri: Uri) -
     }
 }
 
-/// The file under `root` that `path` names, if it is a plain, visible, existing file inside it.
-fn resolve(root: &Path, path: &str) -> Option<PathBuf> {
-    let decoded = percent_decode(path)?;
+/// The percent-decoded path, unless it is malformed or has a hidden (`.`-led) segment.
+fn visible(path: &str) -> Option<String> {
+    percent_decode(path).filter(|p| !p.split('/').any(|s| s.starts_with('.')))
+}
+
+/// The file under `root` that the decoded `path` names, if it is a plain, existing file inside it.
+fn resolve(root: &Path, decoded: &str) -> Option<PathBuf> {
     let mut file = root.to_path_buf();
     for component in Path::new(decoded.trim_start_matches('/')).components() {
         match component {
@@ -155,6 +158,10 @@ fn not_built() -> Response {
 mod tests {
     use super::*;
 
+    fn found(root: &Path, path: &str) -> bool {
+        visible(path).and_then(|d| resolve(root, &d)).is_some()
+    }
+
     #[test]
     fn paths_stay_inside_the_directory() {
         let root = std::env::temp_dir().join(format!("ims-web-{}", uuid::Uuid::new_v4()));
@@ -162,8 +169,8 @@ mod tests {
         std::fs::write(root.join("index.html"), "x").unwrap();
         std::fs::write(root.join("assets/app.js"), "x").unwrap();
         std::fs::write(root.join(".env"), "x").unwrap();
-        assert!(resolve(&root, "/assets/app.js").is_some());
-        assert!(resolve(&root, "/assets/app%2Ejs").is_some());
+        assert!(found(&root, "/assets/app.js"));
+        assert!(found(&root, "/assets/app%2Ejs"));
         for bad in [
             "/../Cargo.toml",
             "/assets/../../etc/passwd",
@@ -174,7 +181,7 @@ mod tests {
             "/a%00b",
             "/%zz",
         ] {
-            assert!(resolve(&root, bad).is_none(), "{bad}");
+            assert!(!found(&root, bad), "{bad}");
         }
         std::fs::remove_dir_all(&root).unwrap();
     }

@@ -69,12 +69,13 @@ pub trait Transport: Send + Sync {
 }
 
 /// The transport the configuration asks for.
-pub async fn transport(config: &Config) -> anyhow::Result<Arc<dyn Transport>> {
+pub async fn transport(
+    config: &Config,
+    aws: &crate::aws::Shared,
+) -> anyhow::Result<Arc<dyn Transport>> {
     Ok(match config.mail_transport {
         MailTransport::File => Arc::new(file::FileTransport::new(config.data_dir.join("mail"))?),
         MailTransport::Smtp => Arc::new(smtp::SmtpTransport::new(config)?),
-        MailTransport::Ses => Arc::new(ses::SesTransport::new(
-            &crate::aws::sdk_config(config).await?,
-        )),
+        MailTransport::Ses => Arc::new(ses::SesTransport::new(aws.get(config).await?)),
     })
 }

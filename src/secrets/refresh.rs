@@ -27,20 +27,16 @@ use crate::auth::keys::SigningKey;
 
 /// The values taken from the store at start, by name: what later reads are compared with.
 pub fn initial(state: &AppState) -> HashMap<&'static str, SecretString> {
-    let s = &state.config.secrets;
-    [
-        ("JWT_SIGNING_KEYS", &s.jwt_signing_keys),
-        ("OTP_PEPPER", &s.otp_pepper),
-        ("SMTP_PASSWORD", &s.smtp_password),
-        ("DATABASE_PASSWORD", &s.database_password),
-        ("AI_API_KEY", &s.ai_api_key),
-    ]
-    .into_iter()
-    .filter_map(|(name, r)| match r {
-        Some(r) if matches!(r.source, Source::Store(_)) => Some((name, r.value.clone())),
-        _ => None,
-    })
-    .collect()
+    state
+        .config
+        .secrets
+        .by_name()
+        .into_iter()
+        .filter_map(|(name, r)| match r {
+            Some(r) if matches!(r.source, Source::Store(_)) => Some((name, r.value.clone())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// What the refresh has applied so far.

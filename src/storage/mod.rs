@@ -160,12 +160,15 @@ fn hex(digest: &[u8]) -> String {
 
 /// The backend `IMS_STORAGE_URL` names: `s3://bucket/prefix` gives [`s3::S3Storage`] (SSE-KMS,
 /// through the AWS SDK's default credential chain); anything else goes to [`from_url`].
-pub async fn from_config(config: &crate::Config) -> anyhow::Result<Arc<dyn Storage>> {
+pub async fn from_config(
+    config: &crate::Config,
+    aws: &crate::aws::Shared,
+) -> anyhow::Result<Arc<dyn Storage>> {
     if config.storage_url.starts_with("s3://") {
-        let sdk = crate::aws::sdk_config(config).await?;
+        let sdk = aws.get(config).await?;
         let path_style = config.aws_endpoint_url.is_some();
         return Ok(Arc::new(s3::S3Storage::new(
-            &sdk,
+            sdk,
             &config.storage_url,
             path_style,
         )?));

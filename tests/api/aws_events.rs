@@ -76,17 +76,7 @@ async fn events_travel_on_sqs_and_alerts_reach_sns_subscribers_with_attributes()
     assert_eq!(app.state.queue.name(), "sqs");
     assert_eq!(app.state.alerts_channel.name(), "sns");
     let f = Floor::on(app).await;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                &f.manager.access,
-                &json!({"kind": "scrap_rate", "threshold": 10}),
-            )
-            .await,
-        201,
-    )
-    .await;
+    f.rule(json!({"kind": "scrap_rate", "threshold": 10})).await;
     let wo = f.published_task(200).await;
     json_of(f.act(&f.leader, &wo, "start", &json!({})).await, 200).await;
     json_of(
@@ -157,17 +147,7 @@ async fn events_wait_in_the_outbox_while_the_queue_is_down_and_arrive_when_it_re
     ])
     .await;
     let f = Floor::on(app).await;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                &f.manager.access,
-                &json!({"kind": "scrap_rate", "threshold": 10}),
-            )
-            .await,
-        201,
-    )
-    .await;
+    f.rule(json!({"kind": "scrap_rate", "threshold": 10})).await;
     let wo = f.published_task(200).await;
     json_of(f.act(&f.leader, &wo, "start", &json!({})).await, 200).await;
 

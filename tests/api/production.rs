@@ -138,6 +138,17 @@ impl Floor {
         .await
     }
 
+    /// An alert rule created by the manager; its JSON.
+    pub async fn rule(&self, body: Value) -> Value {
+        json_of(
+            self.app
+                .post("/api/alert-rules", &self.manager.access, &body)
+                .await,
+            201,
+        )
+        .await
+    }
+
     /// A published work order for today on the leader's line.
     pub async fn published_task(&self, quantity: i64) -> String {
         let wo = self.schedule(&self.line, &day(0), quantity).await;
@@ -1322,28 +1333,9 @@ fn mails(app: &TestApp) -> Vec<String> {
 async fn execution_events_raise_alerts_once_and_managers_are_emailed() {
     let f = Floor::new().await;
     let m = &f.manager.access;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                m,
-                &json!({"kind": "scrap_rate", "threshold": 10}),
-            )
-            .await,
-        201,
-    )
-    .await;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                m,
-                &json!({"kind": "line_down", "threshold": 15, "line_id": f.line}),
-            )
-            .await,
-        201,
-    )
-    .await;
+    f.rule(json!({"kind": "scrap_rate", "threshold": 10})).await;
+    f.rule(json!({"kind": "line_down", "threshold": 15, "line_id": f.line}))
+        .await;
     let wo = f.published_task(500).await;
     // Publishing emailed the leader their task.
     let leader_mail = eventually(Duration::from_secs(10), || async {
@@ -1479,17 +1471,7 @@ async fn execution_events_raise_alerts_once_and_managers_are_emailed() {
 #[tokio::test]
 async fn a_line_paused_too_long_raises_a_line_down_alert_from_the_sweep() {
     let f = Floor::new().await;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                &f.manager.access,
-                &json!({"kind": "line_down", "threshold": 1}),
-            )
-            .await,
-        201,
-    )
-    .await;
+    f.rule(json!({"kind": "line_down", "threshold": 1})).await;
     let wo = f.published_task(50).await;
     json_of(f.act(&f.leader, &wo, "start", &json!({})).await, 200).await;
     json_of(
@@ -1599,17 +1581,7 @@ async fn reasons_are_configurable_and_inactive_ones_refused() {
 #[tokio::test]
 async fn a_line_runs_one_work_order_at_a_time_and_a_long_pause_alerts_when_it_ends() {
     let f = Floor::new().await;
-    json_of(
-        f.app
-            .post(
-                "/api/alert-rules",
-                &f.manager.access,
-                &json!({"kind": "line_down", "threshold": 3}),
-            )
-            .await,
-        201,
-    )
-    .await;
+    f.rule(json!({"kind": "line_down", "threshold": 3})).await;
     let first = f.schedule(&f.line, &day(0), 10).await["id"]
         .as_str()
         .unwrap()

@@ -207,22 +207,14 @@ function OrderEdit(props: { order: Order; onChanged: () => void }) {
   return (
     <>
       <form onSubmit={save} className="row" aria-label={`Edit order ${o.number}`}>
-        <label className="field">
-          <span>Quantity</span>
-          <input type="number" min={1} required value={quantity} onChange={(e) => setQuantity(Number(e.target.value))} />
-        </label>
-        <label className="field">
-          <span>Due date</span>
-          <input type="date" required value={due} onChange={(e) => setDue(e.target.value)} />
-        </label>
-        <label className="field">
-          <span>Priority</span>
-          <select value={priority} onChange={(e) => setPriority(e.target.value)}>
-            {['low', 'normal', 'high', 'urgent'].map((p) => (
-              <option key={p}>{p}</option>
-            ))}
-          </select>
-        </label>
+        <OrderFields
+          quantity={quantity}
+          setQuantity={setQuantity}
+          due={due}
+          setDue={setDue}
+          priority={priority}
+          setPriority={setPriority}
+        />
         <button type="submit" className="btn primary" disabled={action.busy}>
           Save order
         </button>
@@ -286,22 +278,14 @@ function NewOrderForm(props: { products: Product[]; onCreated: () => void }) {
             ))}
           </select>
         </label>
-        <label className="field">
-          <span>Quantity</span>
-          <input type="number" min={1} required value={quantity} onChange={(e) => setQuantity(Number(e.target.value))} />
-        </label>
-        <label className="field">
-          <span>Due date</span>
-          <input type="date" required value={due} onChange={(e) => setDue(e.target.value)} />
-        </label>
-        <label className="field">
-          <span>Priority</span>
-          <select value={priority} onChange={(e) => setPriority(e.target.value)}>
-            {['low', 'normal', 'high', 'urgent'].map((p) => (
-              <option key={p}>{p}</option>
-            ))}
-          </select>
-        </label>
+        <OrderFields
+          quantity={quantity}
+          setQuantity={setQuantity}
+          due={due}
+          setDue={setDue}
+          priority={priority}
+          setPriority={setPriority}
+        />
         <button type="submit" className="btn primary" disabled={action.busy}>
           Create order
         </button>
@@ -962,6 +946,37 @@ export function Reasons() {
           </button>
         </form>
       </section>
+    </>
+  );
+}
+
+/** Quantity, due date and priority: the fields an order is created and edited with. */
+function OrderFields(p: {
+  quantity: number;
+  setQuantity: (n: number) => void;
+  due: string;
+  setDue: (d: string) => void;
+  priority: string;
+  setPriority: (p: string) => void;
+}) {
+  return (
+    <>
+      <label className="field">
+        <span>Quantity</span>
+        <input type="number" min={1} required value={p.quantity} onChange={(e) => p.setQuantity(Number(e.target.value))} />
+      </label>
+      <label className="field">
+        <span>Due date</span>
+        <input type="date" required value={p.due} onChange={(e) => p.setDue(e.target.value)} />
+      </label>
+      <label className="field">
+        <span>Priority</span>
+        <select value={p.priority} onChange={(e) => p.setPriority(e.target.value)}>
+          {['low', 'normal', 'high', 'urgent'].map((v) => (
+            <option key={v}>{v}</option>
+          ))}
+        </select>
+      </label>
     </>
   );
 }

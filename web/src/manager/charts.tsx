@@ -46,6 +46,35 @@ function Frame(props: { title: string; desc: string; children: ReactNode; legend
   );
 }
 
+/** The numbers behind a chart, as a table for screen readers and copying. */
+function SeriesTable(props: { title: string; labels: string[]; series: Series[]; cell: (v: number | null) => string }) {
+  return (
+    <table>
+      <caption>{props.title}</caption>
+      <thead>
+        <tr>
+          <th scope="col">Period</th>
+          {props.series.map((s) => (
+            <th scope="col" key={s.name}>
+              {s.name}
+            </th>
+          ))}
+        </tr>
+      </thead>
+      <tbody>
+        {props.labels.map((l, i) => (
+          <tr key={l}>
+            <th scope="row">{l}</th>
+            {props.series.map((s) => (
+              <td key={s.name}>{props.cell(s.values[i] ?? null)}</td>
+            ))}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 function xLabels(labels: string[], x: (i: number) => number) {
   const every = Math.max(1, Math.ceil(labels.length / 8));
   return labels.map((l, i) =>
@@ -95,29 +124,12 @@ export function LineChart(props: { title: string; labels: string[]; series: Seri
       desc={`${props.series.map((s) => s.name).join(', ')} over ${n} periods`}
       legend={props.series.map((s) => ({ name: s.name, cls: s.cls }))}
       table={
-        <table>
-          <caption>{props.title}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Period</th>
-              {props.series.map((s) => (
-                <th scope="col" key={s.name}>
-                  {s.name}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {props.labels.map((l, i) => (
-              <tr key={l}>
-                <th scope="row">{l}</th>
-                {props.series.map((s) => (
-                  <td key={s.name}>{s.values[i] === null ? '—' : fmt(s.values[i] as number)}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
+        <SeriesTable
+          title={props.title}
+          labels={props.labels}
+          series={props.series}
+          cell={(v) => (v === null ? '—' : fmt(v))}
+        />
       }
     >
       {yAxis(max, fmt, y)}
@@ -145,31 +157,7 @@ export function GroupedBars(props: { title: string; labels: string[]; series: Se
       title={props.title}
       desc={`${props.series.map((s) => s.name).join(' and ')} by period`}
       legend={props.series.map((s) => ({ name: s.name, cls: s.cls, kind: 'bar' as const }))}
-      table={
-        <table>
-          <caption>{props.title}</caption>
-          <thead>
-            <tr>
-              <th scope="col">Period</th>
-              {props.series.map((s) => (
-                <th scope="col" key={s.name}>
-                  {s.name}
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {props.labels.map((l, i) => (
-              <tr key={l}>
-                <th scope="row">{l}</th>
-                {props.series.map((s) => (
-                  <td key={s.name}>{fmt(s.values[i] ?? 0)}</td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      }
+      table={<SeriesTable title={props.title} labels={props.labels} series={props.series} cell={(v) => fmt(v ?? 0)} />}
     >
       {yAxis(max, fmt, y)}
       {xLabels(props.labels, x)}
