@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# IMS load benchmark: cold start, /healthz, /auth/me, login storm, /auth/me under a login storm,
-# RSS. Writes bench/results/latest.md (+ latest.json) and prints it. See bench/README.md.
+# IMS load benchmark: a bare axum reference (bench/reference), cold start, /healthz, /auth/me, the
+# line leader's task list, login storm, /auth/me under a login storm, RSS. Writes bench/results/latest.md (+ latest.json) and prints it. See bench/README.md.
 #
 # Everything it starts (servers, wrk) is stopped and the databases it creates are dropped on exit,
 # whatever the exit path. Every phase has a bounded duration.
@@ -120,7 +120,13 @@ fi
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building ims (cargo build --release)"
   (cd "$ROOT" && cargo build --release --bin ims)
+  log "building the bare axum reference (bench/reference)"
+  cargo build --release --quiet --manifest-path "$BENCH_DIR/reference/Cargo.toml" --target-dir "$TARGET_DIR"
 fi
+REF_BIN="$TARGET_DIR/release/ims-bench-reference"
+[[ -x "$REF_BIN" ]] || die "no reference binary at $REF_BIN (run without BENCH_SKIP_BUILD=1 once)"
+cp "$REF_BIN" "$WORK/reference"
+REF_BIN="$WORK/reference"
 [[ -x "$IMS_BIN" ]] || die "no ims binary at $IMS_BIN"
 # Benchmark a private copy: a concurrent `cargo build` cannot swap the binary between the cold starts
 # and the load runs.
@@ -383,6 +389,40 @@ while IFS= read -r body; do
   [[ "$code" == 200 ]] || die "storm user login answered $code (body $(jq -r .email <<<"$body"))"
 done <"$BODIES"
 
+# A small demo factory (3 lines, 14 days of history, today's schedule) for the line leader's task
+# list: `ims demo` prints its users' one-time passwords; the LINE_LEADER's is used below.
+log "loading a demo factory (ims demo --lines 3 --days 14) for the task-list scenario"
+run_ims "$WORK" "${SERVER_VARS[@]}" -- demo --lines 3 --days 14 >"$WORK/demo.out" 2>>"$WORK/demo.log" ||
+  { cat "$WORK/demo.log" >&2; die "ims demo failed"; }
+read -r LEADER_EMAIL LEADER_PASSWORD < <(awk '$1 == "LINE_LEADER" { print $2, $3; exit }' "$WORK/demo.out")
+[[ -n "${LEADER_PASSWORD:-}" ]] || die "ims demo printed no LINE_LEADER login"
+rm -f "$WORK/demo.out"   # holds the demo passwords
+leader_token() {
+  local body
+  body=$(curl -fsS --max-time 10 -H 'Content-Type: application/json' \
+    --data "$(jq -cn --arg e "$LEADER_EMAIL" --arg p "$LEADER_PASSWORD" '{email: $e, password: $p}')" \
+    "$BASE/auth/login") || die "leader login failed"
+  jq -er .access_token <<<"$body" || die "no access_token in the leader's login response"
+}
+TASKS=$(curl -fsS --max-time 5 -H "Authorization: Bearer $(leader_token)" "$BASE/api/my/tasks") ||
+  die "GET /api/my/tasks with the leader token failed"
+TASK_COUNT=$(jq 'if type == "array" then length else (.items // .tasks // []) | length end' <<<"$TASKS")
+((TASK_COUNT > 0)) || die "the demo leader has no tasks today"
+TASK_BYTES=${#TASKS}
+log "the demo leader has $TASK_COUNT tasks today ($TASK_BYTES bytes of JSON)"
+
+# The bare axum reference on its own port (the same HTTP stack, nothing on top).
+REF_PORT=$(free_port)
+REF_BASE="http://127.0.0.1:$REF_PORT"
+"$REF_BIN" "127.0.0.1:$REF_PORT" >"$WORK/reference.log" 2>&1 &
+REF_PID=$!
+SERVER_PIDS+=("$REF_PID")
+for ((i = 0; i < 200; i++)); do
+  curl -fsS --max-time 1 "$REF_BASE/" >/dev/null 2>&1 && break
+  sleep 0.05
+done
+curl -fsS --max-time 1 "$REF_BASE/json" >/dev/null || die "the reference server did not start"
+
 # --------------------------------------------------------------------------------------------
 # 4. Load
 # --------------------------------------------------------------------------------------------
@@ -409,7 +449,7 @@ run_wrk() {
   local wpid s0 s1 cpu='{}'
   BENCH_TOKEN="$token" timeout --kill-after=5 $((secs + 30)) \
     wrk -t"$THREADS" -c"$conns" -d"${secs}s" --timeout "$WRK_TIMEOUT" --latency \
-    -s "$BENCH_WRK_DIR/$script" "$BASE$path" >"$WORK/$name.out" 2>&1 &
+    -s "$BENCH_WRK_DIR/$script" "${TARGET_BASE:-$BASE}$path" >"$WORK/$name.out" 2>&1 &
   wpid=$!
   BG_PIDS+=("$wpid")
   if ((secs >= 4)); then
@@ -430,7 +470,7 @@ warm() { # seconds connections script path [token]
   server_alive
   ((WARMUP > 0)) || return 0
   BENCH_TOKEN="${5:-}" timeout --kill-after=5 $(($1 + 30)) \
-    wrk -t"$THREADS" -c"$2" -d"${1}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_WRK_DIR/$3" "$BASE$4" \
+    wrk -t"$THREADS" -c"$2" -d"${1}s" --timeout "$WRK_TIMEOUT" -s "$BENCH_WRK_DIR/$3" "${TARGET_BASE:-$BASE}$4" \
     >"$WORK/warmup.out" 2>&1 || { cat "$WORK/warmup.out" >&2; die "wrk warm-up failed"; }
 }
 
@@ -459,6 +499,25 @@ scenario() {
     jq -c --argjson a "$((attempt > RETRIES + 1 ? RETRIES + 1 : attempt))" '. + {attempts: $a}' \
       "$WORK/$n.best.json" >"$WORK/$n.json"
   done
+}
+
+attempt_ref_hello() {
+  local PID=$REF_PID TARGET_BASE=$REF_BASE   # the reference's process is the one measured
+  warm "$WARMUP" "$CONNS" get.lua /
+  run_wrk ref_hello "$DURATION" "$CONNS" get.lua /
+}
+
+attempt_ref_json() {
+  local PID=$REF_PID TARGET_BASE=$REF_BASE
+  warm "$WARMUP" "$CONNS" get.lua /json
+  run_wrk ref_json "$DURATION" "$CONNS" get.lua /json
+}
+
+attempt_tasks() {
+  local token
+  token=$(leader_token)
+  warm "$WARMUP" "$CONNS" get.lua /api/my/tasks "$token"
+  run_wrk tasks "$DURATION" "$CONNS" get.lua /api/my/tasks "$token"
 }
 
 attempt_healthz() {
@@ -496,10 +555,17 @@ attempt_mixed() {
   log "storm during (d): $(jq -r '"\(.rps|floor) logins/s, p99 \(.p99_ms) ms"' "$WORK/storm.json")"
 }
 
+log "(r1) reference GET /: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+scenario ref_hello attempt_ref_hello
+log "(r2) reference GET /json: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+scenario ref_json attempt_ref_json
+stop_pid "$REF_PID"; forget_server "$REF_PID"
 log "(a) GET /healthz: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
 scenario healthz attempt_healthz
 log "(b) GET /auth/me: ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
 scenario me attempt_me
+log "(e) GET /api/my/tasks (line leader): ${WARMUP}s warm-up + ${DURATION}s, $CONNS connections"
+scenario tasks attempt_tasks
 log "(c) POST /auth/login storm: ${WARMUP}s warm-up + ${DURATION}s, $LOGIN_CONNS connections"
 scenario login attempt_login
 log "(d) GET /auth/me for ${MIXED_DURATION}s while the login storm runs (started ${MIXED_DELAY}s before)"
@@ -542,12 +608,17 @@ errors_note() { # name
          if length == 0 then "all 2xx" else join(", ") end' "$WORK/$1.json"
 }
 
-MAX_OTHER=$(jq -s 'map(.cpu_other_pct // 0) | max' "$WORK/healthz.json" "$WORK/me.json" "$WORK/login.json" "$WORK/me_storm.json")
-HZ_RPS=$(field healthz rps); ME_RPS=$(field me rps); ME_STORM_P99=$(field me_storm p99_ms)
-RATIO=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { printf "%.0f", 100 * a / b }')
-T1=$(awk -v a="$ME_RPS" -v b="$HZ_RPS" 'BEGIN { print (a >= 0.5 * b) ? "PASS" : "FAIL" }')
-T2=$(awk -v p="$ME_STORM_P99" 'BEGIN { print (p < 20) ? "PASS" : "FAIL" }')
-for n in healthz me login me_storm; do
+MAX_OTHER=$(jq -s 'map(.cpu_other_pct // 0) | max' "$WORK/ref_hello.json" "$WORK/ref_json.json" "$WORK/healthz.json" "$WORK/me.json" "$WORK/tasks.json" "$WORK/login.json" "$WORK/me_storm.json")
+REF_RPS=$(field ref_json rps); HZ_RPS=$(field healthz rps); ME_RPS=$(field me rps); TASKS_RPS=$(field tasks rps)
+ME_P99=$(field me p99_ms); TASKS_P99=$(field tasks p99_ms); ME_STORM_P99=$(field me_storm p99_ms)
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * a / b }'; }
+pass_if() { awk "BEGIN { print ($1) ? \"PASS\" : \"FAIL\" }"; }
+HZ_RATIO=$(pct "$HZ_RPS" "$REF_RPS"); ME_RATIO=$(pct "$ME_RPS" "$REF_RPS"); TASKS_RATIO=$(pct "$TASKS_RPS" "$REF_RPS")
+T1=$(pass_if "$ME_RPS >= 0.5 * $REF_RPS")
+T2=$(pass_if "$TASKS_RPS >= 0.5 * $REF_RPS")
+T3=$(pass_if "$ME_P99 < 10 && $TASKS_P99 < 10")
+T4=$(pass_if "$ME_STORM_P99 < 20")
+for n in ref_hello ref_json healthz me tasks login me_storm; do
   [[ "$(field "$n" err_status)" == 0 ]] || log "warning: $n had non-2xx responses (see notes)"
 done
 
@@ -580,8 +651,11 @@ mkdir -p "$(dirname "$RESULTS_MD")"
   echo
   echo "| scenario | connections | req/s | p50 | p99 | notes | CPU % of one core: ims / postgres / wrk / other |"
   echo "|---|---:|---:|---:|---:|---|---|"
-  echo "| (a) GET /healthz | $CONNS | $(fmt_rps "$HZ_RPS") | $(fmt_ms "$(field healthz p50_ms)") | $(fmt_ms "$(field healthz p99_ms)") | $(errors_note healthz) | $(cpu_note healthz) |"
-  echo "| (b) GET /auth/me (Bearer) | $CONNS | $(fmt_rps "$ME_RPS") | $(fmt_ms "$(field me p50_ms)") | $(fmt_ms "$(field me p99_ms)") | ${RATIO}% of /healthz; $(errors_note me) | $(cpu_note me) |"
+  echo "| (r1) reference: bare axum GET / (text) | $CONNS | $(fmt_rps "$(field ref_hello rps)") | $(fmt_ms "$(field ref_hello p50_ms)") | $(fmt_ms "$(field ref_hello p99_ms)") | $(errors_note ref_hello) | $(cpu_note ref_hello) |"
+  echo "| (r2) reference: bare axum GET /json | $CONNS | $(fmt_rps "$REF_RPS") | $(fmt_ms "$(field ref_json p50_ms)") | $(fmt_ms "$(field ref_json p99_ms)") | the 100% of the ratios below; $(errors_note ref_json) | $(cpu_note ref_json) |"
+  echo "| (a) IMS GET /healthz | $CONNS | $(fmt_rps "$HZ_RPS") | $(fmt_ms "$(field healthz p50_ms)") | $(fmt_ms "$(field healthz p99_ms)") | ${HZ_RATIO}% of (r2): the middleware stack; $(errors_note healthz) | $(cpu_note healthz) |"
+  echo "| (b) IMS GET /auth/me (Bearer) | $CONNS | $(fmt_rps "$ME_RPS") | $(fmt_ms "$(field me p50_ms)") | $(fmt_ms "$ME_P99") | ${ME_RATIO}% of (r2); $(errors_note me) | $(cpu_note me) |"
+  echo "| (e) IMS GET /api/my/tasks (line leader) | $CONNS | $(fmt_rps "$TASKS_RPS") | $(fmt_ms "$(field tasks p50_ms)") | $(fmt_ms "$TASKS_P99") | ${TASKS_RATIO}% of (r2); $TASK_COUNT tasks, $TASK_BYTES bytes; $(errors_note tasks) | $(cpu_note tasks) |"
   echo "| (c) POST /auth/login storm | $LOGIN_CONNS | $(fmt_rps "$(field login rps)") | $(fmt_ms "$(field login p50_ms)") | $(fmt_ms "$(field login p99_ms)") | Argon2id m=19456 KiB, t=2, p=1; $LOGIN_CONNS users, correct passwords; $(errors_note login) | $(cpu_note login) |"
   echo "| (d) GET /auth/me during (c) | $CONNS | $(fmt_rps "$(field me_storm rps)") | $(fmt_ms "$(field me_storm p50_ms)") | $(fmt_ms "$(field me_storm p99_ms)") | p99.9 $(fmt_ms "$(field me_storm p999_ms)"), max $(fmt_ms "$(field me_storm max_ms)"); $(errors_note me_storm) | $(cpu_note me_storm) |"
   echo "| (d) the concurrent login storm | $LOGIN_CONNS | $(fmt_rps "$(field storm rps)") | $(fmt_ms "$(field storm p50_ms)") | $(fmt_ms "$(field storm p99_ms)") | over its whole ${STORM_SECS}s; $(errors_note storm) | (in the row above) |"
@@ -605,31 +679,36 @@ mkdir -p "$(dirname "$RESULTS_MD")"
   echo
   echo "Targets:"
   echo
-  echo "- $T1: /auth/me throughput ≥ 50% of /healthz ($(fmt_rps "$ME_RPS") vs $(fmt_rps "$HZ_RPS") req/s = ${RATIO}%)"
-  echo "- $T2: p99 of /auth/me < 20 ms while $LOGIN_CONNS clients log in as fast as they can ($(fmt_ms "$ME_STORM_P99"))"
+  echo "- $T1: /auth/me throughput ≥ 50% of the bare reference ($(fmt_rps "$ME_RPS") vs $(fmt_rps "$REF_RPS") req/s = ${ME_RATIO}%)"
+  echo "- $T2: the leader's task list throughput ≥ 50% of the bare reference ($(fmt_rps "$TASKS_RPS") vs $(fmt_rps "$REF_RPS") req/s = ${TASKS_RATIO}%)"
+  echo "- $T3: p99 under 10 ms at $CONNS connections (/auth/me $(fmt_ms "$ME_P99"), task list $(fmt_ms "$TASKS_P99"))"
+  echo "- $T4: p99 of /auth/me < 20 ms while $LOGIN_CONNS clients log in as fast as they can ($(fmt_ms "$ME_STORM_P99"))"
 } >"$RESULTS_MD"
 
-jq -n --slurpfile hz "$WORK/healthz.json" --slurpfile me "$WORK/me.json" \
+jq -n --slurpfile rh "$WORK/ref_hello.json" --slurpfile rj "$WORK/ref_json.json" --slurpfile tk "$WORK/tasks.json" \
+  --slurpfile hz "$WORK/healthz.json" --slurpfile me "$WORK/me.json" \
   --slurpfile login "$WORK/login.json" --slurpfile ms "$WORK/me_storm.json" --slurpfile st "$WORK/storm.json" \
   --arg rev "$GIT_REV" --arg cpu "$CPU_MODEL" --argjson nproc "$(nproc)" \
   --argjson duration "$DURATION" --argjson warmup "$WARMUP" --argjson conns "$CONNS" \
   --argjson login_conns "$LOGIN_CONNS" --argjson idle "$IDLE_RSS_KIB" --argjson peak "$PEAK_RSS_KIB" \
   --argjson cold_pg "[$(IFS=,; echo "${COLD_PG[*]}")]" --argjson cold_sqlite "[$(IFS=,; echo "${COLD_SQLITE[*]}")]" \
-  --arg t1 "$T1" --arg t2 "$T2" --argjson other "$MAX_OTHER" --argjson ipc "$IP_COUNTER" \
+  --arg t1 "$T1" --arg t2 "$T2" --arg t3 "$T3" --arg t4 "$T4" --argjson other "$MAX_OTHER" --argjson ipc "$IP_COUNTER" \
   '{date: (now | todate), git_rev: $rev, cpu: $cpu, nproc: $nproc,
     method: {duration_s: $duration, warmup_s: $warmup, connections: $conns, login_connections: $login_conns,
              argon2: {m_kib: 19456, t: 2, p: 1}},
-    healthz: $hz[0], auth_me: $me[0], login: $login[0], auth_me_during_storm: $ms[0], storm_during_d: $st[0],
+    reference_hello: $rh[0], reference_json: $rj[0], healthz: $hz[0], auth_me: $me[0], leader_tasks: $tk[0], login: $login[0], auth_me_during_storm: $ms[0], storm_during_d: $st[0],
     cold_start_ms: {postgres: $cold_pg, sqlite: $cold_sqlite},
     rss_kib: {idle: $idle, peak: $peak},
     max_other_cpu_pct: $other, ip_login_counter_at_end: $ipc,
-    targets: {me_vs_healthz: $t1, me_p99_under_storm: $t2}}' >"$RESULTS_JSON"
+    targets: {me_vs_reference: $t1, tasks_vs_reference: $t2, p99_under_10ms: $t3, me_p99_under_storm: $t4}}' >"$RESULTS_JSON"
 
 echo
 cat "$RESULTS_MD"
 echo
-echo "$T1 /auth/me throughput >= 50% of /healthz"
-echo "$T2 /auth/me p99 < 20 ms during the login storm"
+echo "$T1 /auth/me throughput >= 50% of the bare axum reference"
+echo "$T2 leader task list throughput >= 50% of the bare axum reference"
+echo "$T3 p99 < 10 ms at $CONNS connections for /auth/me and the task list"
+echo "$T4 /auth/me p99 < 20 ms during the login storm"
 if ((MAX_OTHER > QUIET_MAX)); then
   echo "WARNING: disturbed run (other processes used up to ${MAX_OTHER}% CPU during a scenario)"
 fi

@@ -18,8 +18,11 @@
 #      IMS_TEST_BACKEND=sqlite, then IMS_TEST_BACKEND=postgres.
 #      NEXTEST-ARGS (e.g. a test filter) are passed to both runs.
 #   5. without NEXTEST-ARGS: the web app (web/: npm ci, build, vitest, bundle
-#      scan, end-to-end journeys in Debian's chromium) and the deployment
-#      checks (deploy/check.sh: cfn-lint, checkov, parliament, template tests).
+#      scan, end-to-end journeys in Debian's chromium), the deployment
+#      checks (deploy/check.sh: cfn-lint, checkov, parliament, template tests),
+#      schemathesis against the served OpenAPI document as every role
+#      (bench/schemathesis/run.sh), and the secrets scan of the committed files,
+#      the web bundle and the image's files (scripts/secret_scan/scan.py).
 #
 # With CI=true the only difference is nextest's profile `ci`
 # (NEXTEST_PROFILE=ci, see .config/nextest.toml).
@@ -177,6 +180,25 @@ run_web_tests() {
     )
 }
 
+# --- 6. hostile input and secrets ---------------------------------------------
+# schemathesis (bench/schemathesis/run.sh) against the served OpenAPI document, as
+# every role, on SQLite with the debug binary: no 5xx, no response outside the
+# document. ST_* variables (e.g. ST_MAX_EXAMPLES) pass through.
+run_schemathesis() {
+    [[ -x target/debug/ims ]] || cargo build --locked --bin ims || return 1
+    ST_IMS_BIN="${IMS_ROOT}/target/debug/ims" ST_MAX_EXAMPLES="${ST_MAX_EXAMPLES:-30}" \
+        bash bench/schemathesis/run.sh
+}
+
+# The secrets scan: its self-test (every rule finds its planted secret), then the
+# committed files, the built web bundle and what the container image holds (the
+# binary: the debug build here, whose strings include the release build's).
+run_secret_scan() {
+    python3 scripts/secret_scan/scan.py --self-test &&
+        python3 scripts/secret_scan/scan.py --repo "${IMS_ROOT}" --require-bundle \
+            --binary "${IMS_ROOT}/target/debug/ims"
+}
+
 # --- main --------------------------------------------------------------------
 
 main() {
@@ -200,6 +222,8 @@ main() {
     if (($# == 0)); then
         run_step "web app (build, unit, bundle scan, browser end-to-end)" run_web_tests
         run_step "deployment (cfn-lint, checkov, parliament, template tests)" bash deploy/check.sh
+        run_step "API fuzzing (schemathesis against /api/openapi.json, every role)" run_schemathesis
+        run_step "secrets scan (committed files, web bundle, image files)" run_secret_scan
     fi
 
     ims_banner "summary"

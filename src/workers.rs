@@ -1,7 +1,7 @@
 //! Background workers of `ims serve`: the revocation-feed poller (every second), the outbox worker
 //! (mail, code requests, events and alerts, see [`crate::mail::worker`]), the event consumer
 //! ([`crate::events::consumer`]), the secret-store refresh ([`crate::secrets::refresh`], when
-//! `IMS_SECRETS_ID` is set) and housekeeping (expired sessions,
+//! `IMS_SECRETS_ID` is set), the database probe while it is unreachable ([`crate::db::health`]) and housekeeping (expired sessions,
 //! throttle counters, feed rows and delivered mail, and yesterday's production reports, every ten
 //! minutes). Each stops when the
 //! shutdown signal flips; a failing round is logged and retried on the next tick, so a database
@@ -55,7 +55,8 @@ pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>
         stop.clone(),
     ));
     let events = tokio::spawn(crate::events::consumer::run(state.clone(), stop.clone()));
-    let mut workers = vec![poller, housekeeping, mail, events];
+    let health = tokio::spawn(crate::db::health::watch(state.db.clone(), stop.clone()));
+    let mut workers = vec![poller, housekeeping, mail, events, health];
     if let Some(store) = state.secret_store.clone() {
         workers.push(tokio::spawn(crate::secrets::refresh::run(
             state.clone(),

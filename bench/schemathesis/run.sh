@@ -23,6 +23,10 @@
 #   ST_OUT           report directory (default: bench/schemathesis/out/<UTC timestamp>)
 #   ST_RUN_TIMEOUT   seconds after which one run is killed (default 300)
 #   ST_CHECKS        schemathesis checks (default: all); e.g. not_a_server_error for 5xx only
+#   ST_EXCLUDE_CHECKS checks left out (default: positive_data_acceptance — IMS refuses values that
+#                    are valid JSON Schema but break a rule the schema cannot state: a reason code
+#                    that does not exist, a date range over 366 days, a cursor it did not issue;
+#                    see README.md). Set it to "" to run every check.
 #   ST_EXTRA_ARGS    more `st run` options, split on spaces (e.g. "--phases fuzzing")
 set -euo pipefail
 
@@ -132,6 +136,8 @@ not_self_ops=(
 
 common=(--checks "${ST_CHECKS:-all}" -n "$ST_MAX_EXAMPLES" -w "$ST_WORKERS" --no-color
     --generation-database none --request-timeout 30 --suppress-health-check all)
+ST_EXCLUDE_CHECKS="${ST_EXCLUDE_CHECKS-positive_data_acceptance}"
+[[ -n "$ST_EXCLUDE_CHECKS" ]] && common+=(--exclude-checks "$ST_EXCLUDE_CHECKS")
 [[ -n "${ST_SEED:-}" ]] && common+=(--seed "$ST_SEED")
 # shellcheck disable=SC2206
 [[ -n "${ST_EXTRA_ARGS:-}" ]] && common+=(${ST_EXTRA_ARGS})
@@ -148,7 +154,7 @@ for run in $ST_ROLES; do
     esac
     start=$(date +%s.%N)
     rc=0
-    timeout "$ST_RUN_TIMEOUT" "$st" run "$schema" --url "$base" "${args[@]}" >"$ST_OUT/$run.log" 2>&1 || rc=$?
+    timeout "$ST_RUN_TIMEOUT" "$st" --config-file "$here/schemathesis.toml" run "$schema" --url "$base" "${args[@]}" >"$ST_OUT/$run.log" 2>&1 || rc=$?
     secs=$(python3 -c "print(f'{$(date +%s.%N) - $start:.1f}')")
     printf '%-10s %8s %6s\n' "$run" "$secs" "$rc" | tee -a "$ST_OUT/timings.txt"
     [[ $rc -eq 0 ]] || status=1

@@ -4,6 +4,7 @@
 //! [`Db::begin_write`] so SQLite takes its write lock up front instead of failing mid-transaction.
 //! Timestamps are Unix seconds (`BIGINT`), ids are UUID text.
 
+pub mod health;
 pub mod migrate;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub struct Db {
     pool: AnyPool,
     backend: Backend,
     url: DatabaseUrl,
+    health: std::sync::Arc<health::Health>,
 }
 
 impl std::fmt::Debug for Db {
@@ -79,6 +81,7 @@ impl Db {
             pool,
             backend,
             url: url.clone(),
+            health: Default::default(),
         })
     }
 
@@ -100,6 +103,11 @@ impl Db {
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Whether requests should fail fast because the database is unreachable ([`health`]).
+    pub fn health(&self) -> &health::Health {
+        &self.health
     }
 
     pub fn backend(&self) -> Backend {
@@ -152,6 +160,12 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         // PostgreSQL: admin shutdown, cannot connect now, crash shutdown; SQLite: busy / locked.
         matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "5" | "6" | "517")
     }))
+}
+
+/// True when the database could not write because its disk is full (SQLite `SQLITE_FULL`,
+/// PostgreSQL `disk_full`): nothing was written, and retrying will not help until space is freed.
+pub fn is_storage_full(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| matches!(c.as_ref(), "13" | "53100")))
 }
 
 /// True when the error is a unique-constraint violation.

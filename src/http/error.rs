@@ -33,7 +33,14 @@ pub struct ApiError {
     detail: Cow<'static, str>,
     retry_after: Option<u64>,
     source: Option<anyhow::Error>,
+    /// Set when the connection to the database failed: the response then carries
+    /// [`DatabaseUnreachable`], so the fail-fast middleware marks the database down.
+    unreachable: bool,
 }
+
+/// Response extension: this request found the database unreachable.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseUnreachable;
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
@@ -49,6 +56,7 @@ impl ApiError {
             detail: detail.into(),
             retry_after: None,
             source: None,
+            unreachable: false,
         }
     }
 
@@ -109,6 +117,15 @@ impl ApiError {
         }
     }
 
+    /// `507`: the disk under the database or the document store is full. Nothing was written.
+    pub fn storage_full() -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "storage_full",
+            "The server's storage is full, so nothing was saved; tell your administrator.",
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         self.status
     }
@@ -128,9 +145,16 @@ impl From<sqlx::Error> for ApiError {
                 "The request contains characters that cannot be stored.",
             );
         }
+        if crate::db::is_storage_full(&err) {
+            tracing::error!(error = %crate::db::describe(&err), "database storage is full");
+            return Self::storage_full();
+        }
         if crate::db::is_unavailable(&err) {
             tracing::warn!(error = %crate::db::describe(&err), "database unavailable");
-            Self::unavailable()
+            Self {
+                unreachable: crate::db::health::is_connection_failure(&err),
+                ..Self::unavailable()
+            }
         } else {
             Self::internal(err.into())
         }
@@ -181,11 +205,7 @@ impl From<crate::production::ProdError> for ApiError {
                 ),
             ),
             E::Unavailable => Self::unavailable(),
-            E::StorageFull => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "storage_full",
-                "Document storage is full; tell your administrator.",
-            ),
+            E::StorageFull => Self::storage_full(),
             E::Database(e) => e.into(),
             E::Other(e) => e.into(),
         }
@@ -228,6 +248,9 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if self.unreachable {
+            response.extensions_mut().insert(DatabaseUnreachable);
         }
         response
     }

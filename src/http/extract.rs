@@ -46,12 +46,31 @@ where
                 "The body must be a JSON object.",
             ));
         }
+        if has_nul_escape(&bytes) {
+            // PostgreSQL cannot store U+0000 in text; refuse it on every backend alike.
+            return Err(ApiError::bad_request(
+                "invalid_characters",
+                "The request contains characters that cannot be stored.",
+            ));
+        }
         let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(json_rejection(rejection)),
         }
     }
+}
+
+/// True when the JSON text escapes U+0000 (`\u0000`) in a string: an escape is a backslash
+/// preceded by an even number of backslashes (`\\u0000` is the text `\u0000`, not a NUL). A raw
+/// NUL byte is not valid JSON and fails parsing anyway.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(i, w)| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && w[2..].iter().all(|b| *b == b'0')
+            && bytes[..i].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
 }
 
 fn json_rejection(rejection: JsonRejection) -> ApiError {
@@ -133,7 +152,21 @@ fn body_detail(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::body_detail;
+    use super::{body_detail, has_nul_escape};
+
+    #[test]
+    fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
+        for (json, nul) in [
+            (r#"{"a":"x\u0000y"}"#, true),
+            (r#"{"a":"\u0000"}"#, true),
+            (r#"{"a":"\\\u0000"}"#, true),
+            (r#"{"a":"\\u0000"}"#, false),
+            (r#"{"a":"\u0001"}"#, false),
+            (r#"{"a":"u0000"}"#, false),
+        ] {
+            assert_eq!(has_nul_escape(json.as_bytes()), nul, "{json}");
+        }
+    }
 
     #[test]
     fn submitted_values_are_never_echoed() {

@@ -12,7 +12,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
 use tracing::Instrument;
 
@@ -227,6 +227,25 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         }
     }
     problem
+}
+
+/// API requests (`/api/…`, `/auth/…`) while the database is marked unreachable get `503` at once;
+/// a response that found it unreachable marks it so (see [`crate::db::health`]).
+pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let guarded = path.starts_with("/api/") || path.starts_with("/auth/");
+    if guarded && state.db.health().is_down() {
+        return super::error::ApiError::unavailable().into_response();
+    }
+    let response = next.run(req).await;
+    if response
+        .extensions()
+        .get::<super::error::DatabaseUnreachable>()
+        .is_some()
+    {
+        state.db.health().mark_down();
+    }
+    response
 }
 
 /// The response for a panicking handler (used with `CatchPanicLayer`).

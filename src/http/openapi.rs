@@ -44,7 +44,7 @@ use super::{
         document_routes::content, document_routes::remove,
     ),
     components(schemas(error::Problem)),
-    modifiers(&BearerAuth, &ProblemResponses),
+    modifiers(&BearerAuth, &ProblemResponses, &ServedMediaTypes),
     tags(
         (name = "auth", description = "Sign-in, tokens and sessions"),
         (name = "admin", description = "Users and audit (ADMIN)"),
@@ -81,6 +81,7 @@ struct ProblemResponses;
 
 impl Modify for ProblemResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         const PROBLEM: &str = "application/problem+json";
         let problem = |description: &str| {
@@ -98,13 +99,14 @@ impl Modify for ProblemResponses {
         };
         for item in openapi.paths.paths.values_mut() {
             let operations = [
-                &mut item.get,
-                &mut item.post,
-                &mut item.put,
-                &mut item.patch,
-                &mut item.delete,
+                (&mut item.get, false),
+                (&mut item.post, true),
+                (&mut item.put, true),
+                (&mut item.patch, true),
+                (&mut item.delete, true),
             ];
-            for op in operations.into_iter().flatten() {
+            for (op, writes) in operations {
+                let Some(op) = op else { continue };
                 for response in op.responses.responses.values_mut() {
                     let RefOr::T(response) = response else {
                         continue;
@@ -119,6 +121,14 @@ impl Modify for ProblemResponses {
                     }
                 }
                 let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let params = op.parameters.as_deref().unwrap_or_default();
+                let has_query = params
+                    .iter()
+                    .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+                let has_if_match = params.iter().any(|p| {
+                    matches!(p.parameter_in, ParameterIn::Header)
+                        && p.name.eq_ignore_ascii_case("if-match")
+                });
                 let has_json_body = op
                     .request_body
                     .as_ref()
@@ -134,13 +144,137 @@ impl Modify for ProblemResponses {
                 }
                 if has_json_body {
                     responses.entry("400".into()).or_insert_with(|| {
-                        problem("The body is not valid JSON of the expected shape")
+                        problem("The body is not valid JSON of the expected shape, or holds a NUL character")
                     });
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| problem("The body is over 64 KiB"));
                     responses
                         .entry("415".into())
                         .or_insert_with(|| problem("The body is not application/json"));
+                    responses.entry("422".into()).or_insert_with(|| {
+                        problem("A value breaks a rule (the problem's code says which)")
+                    });
+                }
+                if has_query {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| problem("A query parameter is unknown or malformed"));
+                }
+                if has_if_match {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| problem("If-Match is not a version ETag"));
+                    responses.entry("409".into()).or_insert_with(|| {
+                        problem("Changed by someone else since that version (stale_version)")
+                    });
+                    responses
+                        .entry("428".into())
+                        .or_insert_with(|| problem("This change needs If-Match"));
+                }
+                if secured || has_json_body {
+                    responses
+                        .entry("503".into())
+                        .or_insert_with(|| problem("The database is unavailable; retry later"));
+                }
+                if has_json_body || (secured && writes) {
+                    responses.entry("507".into()).or_insert_with(|| {
+                        problem("The server's storage is full; nothing was saved")
+                    });
                 }
             }
         }
+    }
+}
+
+/// Media types as served where the annotations cannot say them: a document is uploaded and
+/// downloaded as its own type (one of [`crate::storage::sniff::ALLOWED`]), `/metrics` is
+/// OpenMetrics text, and `/auth/refresh` and `/auth/logout` take no body when the cookie or the
+/// bearer token says who is asking.
+struct ServedMediaTypes;
+
+impl Modify for ServedMediaTypes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        use utoipa::openapi::{Content, Required};
+        let binary = || {
+            Content::new(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+                    .build(),
+            ))
+        };
+        let documents = || {
+            crate::storage::sniff::ALLOWED
+                .iter()
+                .map(move |t| ((*t).to_owned(), binary()))
+        };
+        let paths = &mut openapi.paths.paths;
+        if let Some(op) = paths
+            .get_mut("/api/documents")
+            .and_then(|i| i.post.as_mut())
+        {
+            if let Some(body) = op.request_body.as_mut() {
+                body.content = documents().collect();
+            }
+        }
+        if let Some(response) = ok_response(paths, "/api/documents/{id}/content") {
+            response.content = documents().collect();
+        }
+        if let Some(response) = ok_response(paths, "/metrics") {
+            let text = Content::new(Some(ObjectBuilder::new().schema_type(Type::String).build()));
+            response.content = [("application/openmetrics-text".to_owned(), text)]
+                .into_iter()
+                .collect();
+        }
+        // `If-Match` carries a version ETag (`"3"`, `W/"3"` or a bare `3`), never a JSON null; a
+        // work order's reschedule requires it (`428` without).
+        for (path, item) in paths.iter_mut() {
+            let operations = [
+                (&mut item.post, false),
+                (&mut item.put, false),
+                (&mut item.patch, path == "/api/work-orders/{id}"),
+            ];
+            for (op, required) in operations {
+                let params = op.as_mut().and_then(|op| op.parameters.as_mut());
+                for param in params.into_iter().flatten() {
+                    if param.name.eq_ignore_ascii_case("if-match") {
+                        param.schema = Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .pattern(Some(r#"^(W/)?"?[1-9][0-9]{0,17}"?$"#))
+                                .into(),
+                        );
+                        param.required = if required {
+                            Required::True
+                        } else {
+                            Required::False
+                        };
+                    }
+                }
+            }
+        }
+        for path in ["/auth/refresh", "/auth/logout"] {
+            if let Some(body) = paths
+                .get_mut(path)
+                .and_then(|i| i.post.as_mut())
+                .and_then(|op| op.request_body.as_mut())
+            {
+                body.required = Some(Required::False);
+            }
+        }
+    }
+}
+
+/// The inline `200` response of `GET path`.
+fn ok_response<'a>(
+    paths: &'a mut utoipa::openapi::path::PathsMap<String, utoipa::openapi::PathItem>,
+    path: &str,
+) -> Option<&'a mut utoipa::openapi::Response> {
+    let op = paths.get_mut(path)?.get.as_mut()?;
+    match op.responses.responses.get_mut("200")? {
+        utoipa::openapi::RefOr::T(response) => Some(response),
+        utoipa::openapi::RefOr::Ref(_) => None,
     }
 }

@@ -54,7 +54,11 @@ pub async fn healthz() -> Json<Health> {
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await;
     match ping {
-        Ok(Ok(())) => Ok(Json(Health { status: "ok" })),
+        Ok(Ok(())) => {
+            // The database answered: API requests need not fail fast any more.
+            state.db.health().mark_up();
+            Ok(Json(Health { status: "ok" }))
+        }
         Ok(Err(e)) => {
             tracing::warn!(error = %crate::db::describe(&e), "readiness check failed");
             Err(ApiError::unavailable())

@@ -245,20 +245,10 @@ impl Server {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        let deadline = started + STARTUP;
-        loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-                if r.status() == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/healthz never answered 200\nstderr:\n{}",
-                stderr.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        crate::serve::wait_healthy(&client, &base, started + STARTUP, || {
+            format!("stderr:\n{}", stderr.lock().unwrap())
+        })
+        .await;
         let ready_after = started.elapsed();
         Server {
             child,

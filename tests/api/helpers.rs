@@ -82,6 +82,18 @@ impl TestDb {
         }
     }
 
+    /// The embedded defaults' layout: `dir/ims.db` as the SQLite database, `dir` as the data
+    /// directory (created here, removed on drop).
+    pub fn in_dir(dir: &std::path::Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        Self {
+            url: format!("sqlite://{}", dir.join("ims.db").display()),
+            dir: dir.to_owned(),
+            pg_name: None,
+            owner: true,
+        }
+    }
+
     /// The same database and data directory, for a second instance; cleaned up by the original.
     pub fn share(&self) -> Self {
         Self {

@@ -11,7 +11,6 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -22,18 +21,15 @@ use ims::db::Db;
 use ims::users::accounts::{self, Actor, NewAccount};
 use secrecy::SecretString;
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::cli::{ims_command, listening_addr};
 use crate::helpers::{
     eventually, is_postgres, six_digit_runs, spawn_app, spawn_app_with, TestDb, PASSWORD,
 };
+use crate::serve::{ims_on, Serve};
 
 /// The password users choose in a reset.
 const NEW_PASSWORD: &str = "Saffron-Glacier-Anvil-7364?";
-/// How long a debug `ims serve` may take to start on a busy 2-core machine.
-const STARTUP: Duration = Duration::from_secs(60);
 
 // --- the SMTP server -------------------------------------------------------------------------
 
@@ -589,19 +585,6 @@ pub(crate) async fn verify(
 
 // --- `ims serve` as a child process -----------------------------------------------------------
 
-/// [`ims_command`] on the test database and its data directory (keys, OTP pepper), port 0.
-fn ims_on(db: &TestDb, settings: &[(&str, &str)]) -> Command {
-    let mut cmd = ims_command();
-    cmd.env("IMS_DATA_DIR", &db.dir)
-        .env("IMS_DATABASE_URL", &db.url)
-        .env("IMS_LISTEN", "127.0.0.1:0")
-        .current_dir(&db.dir);
-    for (k, v) in settings {
-        cmd.env(k, v);
-    }
-    cmd
-}
-
 /// `ims users create` for an active, verified line leader with [`PASSWORD`].
 async fn cli_user(db: &TestDb, email: &str) {
     let mut cmd = ims_on(db, &[]);
@@ -623,116 +606,6 @@ async fn cli_user(db: &TestDb, email: &str) {
         "users create: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// A running `ims serve`.
-struct Serve {
-    child: Child,
-    pid: u32,
-    base: String,
-    client: reqwest::Client,
-    log: Arc<Mutex<String>>,
-}
-
-impl Serve {
-    /// Spawns `cmd serve`, finds the port in its log and waits for `/healthz`.
-    async fn start(mut cmd: Command) -> Serve {
-        cmd.arg("serve").stdin(Stdio::null());
-        let mut child = cmd.spawn().expect("ims serve starts");
-        let pid = child.id().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        for (stream, tx) in [
-            (
-                Box::new(child.stdout.take().unwrap())
-                    as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                Some(tx),
-            ),
-            (Box::new(child.stderr.take().unwrap()), None),
-        ] {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    {
-                        let mut log = log.lock().unwrap();
-                        log.push_str(&line);
-                        log.push('\n');
-                    }
-                    if let Some(tx) = &tx {
-                        let _ = tx.send(line);
-                    }
-                }
-            });
-        }
-        let found = tokio::time::timeout(STARTUP, async {
-            while let Some(line) = rx.recv().await {
-                if let Some(addr) = listening_addr(&line) {
-                    return Some(addr);
-                }
-            }
-            None
-        })
-        .await;
-        let Ok(Some(addr)) = found else {
-            panic!(
-                "no `ims listening` line ({:?})\n{}",
-                child.try_wait(),
-                log.lock().unwrap()
-            );
-        };
-        let base = format!("http://{addr}");
-        let client = reqwest::Client::builder()
-            .no_proxy()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await {
-                if r.status() == 200 {
-                    break;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "/healthz never answered 200\n{}",
-                log.lock().unwrap()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Serve {
-            child,
-            pid,
-            base,
-            client,
-            log,
-        }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// SIGKILL: no shutdown, no flushing, whatever is in flight is cut.
-    async fn kill(mut self) {
-        self.child.kill().await.expect("SIGKILL");
-    }
-
-    /// SIGTERM, then waits (at most 10 s) for a clean exit.
-    async fn stop(mut self) {
-        let sent = std::process::Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid.to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("no exit within 10 s of SIGTERM\n{}", self.log()))
-            .unwrap();
-        assert!(status.success(), "{status}\n{}", self.log());
-    }
 }
 
 // --- the tests -------------------------------------------------------------------------------
