@@ -1,8 +1,11 @@
 //! Shared AWS SDK configuration: the default credential chain (the ECS task role in production;
 //! never static keys in IMS's configuration), the region from the environment, and
-//! `IMS_AWS_ENDPOINT_URL` overriding every service endpoint for local stand-ins.
+//! `IMS_AWS_ENDPOINT_URL` overriding every service endpoint for local stand-ins. HTTPS goes
+//! through rustls on *ring* (as for PostgreSQL and SMTP) with the system's root certificates, so
+//! the binary carries one TLS crypto library, not two.
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
 use crate::config::Config;
 
@@ -22,7 +25,10 @@ impl Shared {
 /// The SDK configuration with an optional endpoint override (used before the configuration is
 /// parsed, to read the secret store).
 pub async fn sdk_config_for(endpoint: Option<&url::Url>) -> anyhow::Result<SdkConfig> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint.as_str().trim_end_matches('/'));
     }

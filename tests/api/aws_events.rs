@@ -13,10 +13,8 @@ use crate::moto::Moto;
 use crate::production::{json_of, Floor};
 
 async fn sqs(moto: &Moto) -> aws_sdk_sqs::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .load()
-        .await;
+    let endpoint = url::Url::parse(&moto.endpoint).unwrap();
+    let sdk = ims::aws::sdk_config_for(Some(&endpoint)).await.unwrap();
     aws_sdk_sqs::Client::new(&sdk)
 }
 
@@ -247,10 +245,8 @@ async fn documents_on_s3_are_encrypted_with_kms_and_round_trip() {
     assert_eq!(got.bytes().await.unwrap().to_vec(), pdf);
 
     // The object sits under the prefix, encrypted with KMS.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .load()
-        .await;
+    let endpoint = url::Url::parse(&moto.endpoint).unwrap();
+    let sdk = ims::aws::sdk_config_for(Some(&endpoint)).await.unwrap();
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)
             .force_path_style(true)
