@@ -56,6 +56,8 @@ pub struct Services {
     pub alerts_channel: Arc<dyn AlertsChannel>,
     /// Wakes the event consumer when something was queued.
     pub events_wake: tokio::sync::Notify,
+    /// Leaders' task lists, for a second at most (`crate::production::task_cache`).
+    pub task_cache: crate::production::task_cache::TaskCache,
     /// The external identity provider, when configured.
     pub oidc: Option<crate::auth::oidc::Oidc>,
     /// The `IMS_SECRETS_ID` secret, read again on an interval for rotations.
@@ -180,6 +182,7 @@ impl App {
             queue,
             alerts_channel,
             events_wake: tokio::sync::Notify::new(),
+            task_cache: Default::default(),
             hasher: Hasher::new()?,
             tokens,
             revocations: Revocations::new(config.auth.access_token_ttl),

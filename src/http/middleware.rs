@@ -248,6 +248,22 @@ pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) 
     response
 }
 
+/// A write under `/api/` (any method but GET, HEAD and OPTIONS), once answered, starts a new
+/// generation of the leaders' task-list cache ([`crate::production::task_cache`]).
+pub async fn production_writes(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let writes = req.uri().path().starts_with("/api/")
+        && !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
+    let response = next.run(req).await;
+    if writes {
+        state.task_cache.invalidate();
+    }
+    response
+}
+
 /// The response for a panicking handler (used with `CatchPanicLayer`).
 pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
     tracing::error!("handler panicked; answered 500 and carried on");

@@ -87,6 +87,10 @@ pub fn router(state: AppState) -> Router {
                     state.clone(),
                     middleware::fail_fast,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::production_writes,
+                ))
                 .layer(TimeoutLayer::with_status_code(
                     axum::http::StatusCode::REQUEST_TIMEOUT,
                     REQUEST_TIMEOUT,

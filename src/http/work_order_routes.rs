@@ -3,15 +3,15 @@
 //! work order on another line is `404` for a leader, exactly as if it did not exist.
 
 use axum::extract::{Path, State};
-use axum::http::{Method, StatusCode};
-use axum::response::Response;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::access::{route, Route, FLOOR, LEADER, MANAGER};
-use super::error::{ApiResult, Problem};
+use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Identity;
 use super::extract::{tagged, ApiJson, ApiQuery, IfMatch};
 use crate::app::AppState;
@@ -222,14 +222,26 @@ pub async fn tasks(
     State(state): State<AppState>,
     identity: Identity,
     ApiQuery(q): ApiQuery<TasksQuery>,
-) -> ApiResult<Json<Vec<WorkOrder>>> {
+) -> ApiResult<Response> {
     let date = match &q.date {
         Some(d) => work_date(d)?,
         None => state.clock.today(),
     };
-    Ok(Json(
-        work_orders::tasks(&state.db, &identity.user_id, date).await?,
-    ))
+    let json = match state.task_cache.get(&identity.user_id, date) {
+        Some(json) => json,
+        None => {
+            let generation = state.task_cache.generation();
+            let tasks = work_orders::tasks(&state.db, &identity.user_id, date).await?;
+            let json = bytes::Bytes::from(
+                serde_json::to_vec(&tasks).map_err(|e| ApiError::internal(e.into()))?,
+            );
+            state
+                .task_cache
+                .put(&identity.user_id, date, generation, json.clone());
+            json
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 fn act<'a>(identity: &'a Identity, if_match: &IfMatch) -> Act<'a> {

@@ -23,6 +23,7 @@ pub mod reasons;
 pub mod reports;
 pub mod schedule;
 pub mod state;
+pub mod task_cache;
 pub mod work_orders;
 
 use serde::{Deserialize, Serialize};

@@ -264,7 +264,55 @@ async fn two_instances_behind_a_proxy_act_as_one_service() {
                 .unwrap()
         }
     };
-    json_of(act("start", json!({})).await, 200).await;
+    // The leader's task list: the instance that took the action shows it at once (its task-list
+    // cache starts a new generation); the other within the cache's second.
+    let status_on = |base: String| {
+        let client = client.clone();
+        let leader = leader.clone();
+        let wo = wo.clone();
+        async move {
+            let tasks = json_of(
+                client
+                    .get(format!("{base}/api/my/tasks"))
+                    .bearer_auth(leader)
+                    .send()
+                    .await
+                    .unwrap(),
+                200,
+            )
+            .await;
+            let task = tasks
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["id"] == wo.as_str())
+                .cloned();
+            task.map(|t| t["status"].as_str().unwrap().to_owned())
+        }
+    };
+    for base in [&a.base, &b.base] {
+        assert_eq!(status_on(base.clone()).await.as_deref(), Some("planned"));
+    }
+    json_of(
+        client
+            .post(format!("{}/api/work-orders/{wo}/start", a.base))
+            .bearer_auth(leader)
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        status_on(a.base.clone()).await.as_deref(),
+        Some("in_progress")
+    );
+    let seen = eventually(Duration::from_secs(2), || async {
+        status_on(b.base.clone()).await.as_deref() == Some("in_progress")
+    })
+    .await;
+    assert!(seen, "B still lists the task as planned after 2 s");
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let stops = 8;
     for i in 0..stops {

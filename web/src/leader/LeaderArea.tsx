@@ -11,7 +11,15 @@ export default function LeaderArea(_props: { path: string }) {
   const reasons = useAsync(() => api.get<Reason[]>('/api/reasons'), []);
   const [notice, setNotice] = useState<string | null>(null);
 
+  // Tasks this screen changed, as the server answered: a list polled from another server instance
+  // may be up to a second older (the task-list cache), and must not undo what the leader just did.
+  const [changed, setChanged] = useState<Record<string, WorkOrder>>({});
+  const newest = (t: WorkOrder) => {
+    const mine = changed[t.id];
+    return mine && mine.version > t.version ? mine : t;
+  };
   const replace = (wo: WorkOrder) => {
+    setChanged((c) => ({ ...c, [wo.id]: wo }));
     if (tasks.data) tasks.setData(tasks.data.map((t) => (t.id === wo.id ? wo : t)));
   };
 
@@ -37,7 +45,8 @@ export default function LeaderArea(_props: { path: string }) {
         isEmpty={(d) => d.length === 0}
         empty={<p>No published tasks on your lines today. When the planner publishes the schedule, your tasks appear here.</p>}
       >
-        {(list) => {
+        {(polled) => {
+          const list = polled.map(newest);
           const open = list.filter((t) => t.status !== 'completed' && t.status !== 'cancelled').sort(byUrgency);
           const done = list.filter((t) => t.status === 'completed' || t.status === 'cancelled');
           const card = (t: WorkOrder) => (
