@@ -7,7 +7,8 @@
 use ims::mail::message::build;
 use ims::mail::MailContent;
 use lettre::message::Mailbox;
-use libfuzzer_sys::{arbitrary::Arbitrary, fuzz_target};
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input {

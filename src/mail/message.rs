@@ -1,5 +1,6 @@
 //! Turns stored mail content into a lettre message: parsed sender and recipient mailboxes (so no
-//! header can be injected through an address), a stable Message-ID from the outbox id, and a
+//! header can be injected through an address; the recipient must be an address IMS accepts, see
+//! `users::email`), a stable Message-ID from the outbox id, and a
 //! multipart/alternative body with the text and HTML parts.
 
 use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
@@ -13,10 +14,10 @@ pub fn build(
     domain: &str,
     content: &MailContent,
 ) -> Result<Message, SendError> {
-    let to: Mailbox = content
-        .to
-        .parse()
-        .map_err(|_| SendError::permanent("the recipient address is not valid"))?;
+    // Only an address IMS itself accepts (ASCII, no display name): what `users::email` stored.
+    let to: Mailbox = crate::users::email::normalize(&content.to)
+        .and_then(|address| address.parse().ok())
+        .ok_or_else(|| SendError::permanent("the recipient address is not valid"))?;
     Message::builder()
         .from(from.clone())
         .to(to)
@@ -72,5 +73,16 @@ mod tests {
         assert!(!raw.contains("\r\nBcc: evil"), "{raw}");
         assert!(raw.contains("Message-ID: <1@x>"));
         assert!(raw.contains("multipart/alternative"));
+    }
+
+    #[test]
+    fn only_addresses_ims_accepts_are_recipients() {
+        // Found by the `mail_message` fuzz target: lettre takes a non-ASCII domain and writes it
+        // raw into the header; IMS never stores such an address, so it never sends to one.
+        let from: Mailbox = "IMS <no-reply@factory.example>".parse().unwrap();
+        for to in ["acice@fa\u{28d}", "Name <a@b.example>", "a@b"] {
+            assert!(build("1", &from, "x", &content(to, "s")).is_err(), "{to}");
+        }
+        assert!(build("1", &from, "x", &content("A@B.example", "s")).is_ok());
     }
 }
