@@ -57,49 +57,9 @@ done
 ((THREADS <= CONNS && THREADS <= LOGIN_CONNS)) ||
   { echo "error: BENCH_THREADS must not exceed the connection counts" >&2; exit 2; }
 
-log() { printf '[bench %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# --------------------------------------------------------------------------------------------
-# Cleanup: everything started or created is recorded here and undone by the EXIT trap.
-# --------------------------------------------------------------------------------------------
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/ims-bench.XXXXXX")"
-declare -a SERVER_PIDS=() BG_PIDS=() DATABASES=()
-
-stop_pid() { # pid timeout: SIGTERM, wait, then SIGKILL. Only for processes we started.
-  local pid="$1" timeout="${2:-$STOP_TIMEOUT}" i
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < timeout * 10; i++)); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  log "pid $pid did not stop within ${timeout}s; killing it"
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
-
-psql_admin() { psql "$PG_ADMIN_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
-
-cleanup() {
-  local rc=$? pid db
-  trap - EXIT INT TERM
-  for pid in "${BG_PIDS[@]}"; do stop_pid "$pid" 5; done
-  for pid in "${SERVER_PIDS[@]}"; do stop_pid "$pid"; done
-  for db in "${DATABASES[@]}"; do
-    psql_admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 ||
-      log "warning: could not drop database $db"
-  done
-  if ((rc != 0)) && [[ -d "$WORK" ]]; then
-    log "failed (exit $rc); server logs kept in $WORK"
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+BENCH_NAME=bench
+# shellcheck source=bench/lib/harness.sh
+source "$BENCH_DIR/lib/harness.sh"
 
 # --------------------------------------------------------------------------------------------
 # 1. Tools and the release build
