@@ -97,6 +97,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -156,6 +165,15 @@ export interface paths {
                 };
                 /** @description The role does not allow this */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -228,6 +246,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -283,6 +319,15 @@ export interface paths {
                     };
                 };
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -350,6 +395,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -361,6 +415,24 @@ export interface paths {
                 };
                 /** @description Invalid email, name, roles or weak password */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -430,6 +502,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -462,7 +543,7 @@ export interface paths {
                         "application/json": components["schemas"]["AdminUserView"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -506,6 +587,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -516,6 +606,24 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -575,6 +683,24 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -645,6 +771,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -696,6 +840,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -721,7 +874,7 @@ export interface paths {
                         "application/json": components["schemas"]["Rule"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -748,6 +901,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -758,6 +920,24 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -827,6 +1007,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         options?: never;
@@ -836,7 +1034,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -857,7 +1055,7 @@ export interface paths {
                         "application/json": components["schemas"]["Rule"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -900,6 +1098,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -910,6 +1117,33 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -970,6 +1204,15 @@ export interface paths {
                 };
                 /** @description The role does not allow this */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1042,6 +1285,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -1078,6 +1339,15 @@ export interface paths {
                         "application/json": components["schemas"]["Document"][];
                     };
                 };
+                /** @description A query parameter is unknown or malformed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not signed in, or the token is invalid */
                 401: {
                     headers: {
@@ -1112,6 +1382,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1136,7 +1415,13 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/octet-stream": number[];
+                    "application/pdf": string;
+                    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": string;
+                    "image/jpeg": string;
+                    "image/png": string;
+                    "text/csv": string;
+                    "text/plain": string;
                 };
             };
             responses: {
@@ -1185,6 +1470,24 @@ export interface paths {
                 };
                 /** @description Type not accepted or not matching the bytes; unknown owner; bad name */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1253,6 +1556,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1301,6 +1613,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         options?: never;
@@ -1333,7 +1663,13 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/octet-stream": number[];
+                        "application/pdf": string;
+                        "image/png": string;
+                        "image/jpeg": string;
+                        "text/csv": string;
+                        "text/plain": string;
+                        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": string;
+                        "application/vnd.openxmlformats-officedocument.wordprocessingml.document": string;
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -1355,6 +1691,15 @@ export interface paths {
                     };
                 };
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1402,6 +1747,15 @@ export interface paths {
                         "application/json": components["schemas"]["ParetoEntry"][];
                     };
                 };
+                /** @description A query parameter is unknown or malformed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not signed in, or the token is invalid */
                 401: {
                     headers: {
@@ -1421,6 +1775,15 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1472,6 +1835,15 @@ export interface paths {
                         "application/json": components["schemas"]["LineKpi"];
                     };
                 };
+                /** @description A query parameter is unknown or malformed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not signed in, or the token is invalid */
                 401: {
                     headers: {
@@ -1499,6 +1871,15 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1544,6 +1925,15 @@ export interface paths {
                         "application/json": components["schemas"]["FactorySummary"];
                     };
                 };
+                /** @description A query parameter is unknown or malformed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not signed in, or the token is invalid */
                 401: {
                     headers: {
@@ -1563,6 +1953,15 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1624,6 +2023,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1668,6 +2076,15 @@ export interface paths {
                     };
                 };
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1735,6 +2152,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -1746,6 +2172,24 @@ export interface paths {
                 };
                 /** @description Invalid code, name or shifts */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1814,6 +2258,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -1826,7 +2279,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -1847,7 +2300,7 @@ export interface paths {
                         "application/json": components["schemas"]["Line"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1891,6 +2344,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -1901,6 +2363,33 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1925,7 +2414,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -1946,7 +2435,7 @@ export interface paths {
                         "application/json": components["schemas"]["Line"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -1989,6 +2478,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2000,6 +2498,33 @@ export interface paths {
                 };
                 /** @description A user is not an enabled LINE_LEADER */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2049,7 +2574,7 @@ export interface paths {
                         "application/json": components["schemas"]["Document"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2084,6 +2609,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2094,6 +2628,24 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2140,6 +2692,15 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"][];
                     };
                 };
+                /** @description A query parameter is unknown or malformed */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Not signed in, or the token is invalid */
                 401: {
                     headers: {
@@ -2159,6 +2720,15 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2269,6 +2839,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2294,7 +2873,7 @@ export interface paths {
                         "application/json": components["schemas"]["Order"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2330,6 +2909,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2341,6 +2929,24 @@ export interface paths {
                 };
                 /** @description Invalid quantity, date or product */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2409,6 +3015,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2421,7 +3036,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -2442,7 +3057,7 @@ export interface paths {
                         "application/json": components["schemas"]["Order"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2486,6 +3101,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2496,6 +3120,33 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2521,7 +3172,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -2536,6 +3187,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["Order"];
+                    };
+                };
+                /** @description If-Match is not a version ETag */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -2566,6 +3226,33 @@ export interface paths {
                 };
                 /** @description Already cancelled, work in progress, or stale */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2623,6 +3310,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2648,7 +3344,7 @@ export interface paths {
                         "application/json": components["schemas"]["Product"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2684,6 +3380,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2694,6 +3399,24 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2762,6 +3485,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2774,7 +3506,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -2795,7 +3527,7 @@ export interface paths {
                         "application/json": components["schemas"]["Product"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2838,6 +3570,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2848,6 +3589,33 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -2912,6 +3680,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -2937,7 +3714,7 @@ export interface paths {
                         "application/json": components["schemas"]["Reason"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -2973,6 +3750,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -2983,6 +3769,24 @@ export interface paths {
                     };
                 };
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3016,7 +3820,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3037,7 +3841,7 @@ export interface paths {
                         "application/json": components["schemas"]["Reason"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3080,8 +3884,53 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3124,7 +3973,7 @@ export interface paths {
                         "application/json": components["schemas"]["Published"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3151,6 +4000,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -3162,6 +4020,24 @@ export interface paths {
                 };
                 /** @description Invalid range */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3244,6 +4120,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -3269,7 +4154,7 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3305,6 +4190,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -3316,6 +4210,24 @@ export interface paths {
                 };
                 /** @description Unknown order, line or shift; stage mismatch; bad quantity or date */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3384,6 +4296,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -3420,7 +4341,7 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3464,6 +4385,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -3490,6 +4420,24 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         trace?: never;
@@ -3508,7 +4456,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3523,6 +4471,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["WorkOrder"];
+                    };
+                };
+                /** @description If-Match is not a version ETag */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -3560,6 +4517,33 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -3582,7 +4566,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3597,6 +4581,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["WorkOrder"];
+                    };
+                };
+                /** @description If-Match is not a version ETag */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -3634,6 +4627,33 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         delete?: never;
@@ -3656,7 +4676,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3677,7 +4697,7 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3721,6 +4741,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -3732,6 +4761,33 @@ export interface paths {
                 };
                 /** @description Bad interval or reason */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3800,6 +4856,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
             };
         };
         put?: never;
@@ -3824,7 +4889,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3845,7 +4910,7 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3889,6 +4954,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -3900,6 +4974,33 @@ export interface paths {
                 };
                 /** @description Bad quantities or reason */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -3929,7 +5030,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -3950,7 +5051,7 @@ export interface paths {
                         "application/json": components["schemas"]["WorkOrder"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -3993,6 +5094,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -4004,6 +5114,33 @@ export interface paths {
                 };
                 /** @description Unknown reason */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4033,7 +5170,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -4048,6 +5185,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["WorkOrder"];
+                    };
+                };
+                /** @description If-Match is not a version ETag */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -4078,6 +5224,33 @@ export interface paths {
                 };
                 /** @description Illegal transition or stale version */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4107,7 +5280,7 @@ export interface paths {
             parameters: {
                 query?: never;
                 header?: {
-                    "If-Match"?: string | null;
+                    "If-Match"?: string;
                 };
                 path: {
                     id: string;
@@ -4122,6 +5295,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["WorkOrder"];
+                    };
+                };
+                /** @description If-Match is not a version ETag */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Not signed in, or the token is invalid */
@@ -4152,6 +5334,33 @@ export interface paths {
                 };
                 /** @description Illegal transition or stale version */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description This change needs If-Match */
+                428: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4197,7 +5406,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -4224,6 +5433,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -4243,6 +5461,24 @@ export interface paths {
                     };
                 };
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4298,8 +5534,44 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4374,6 +5646,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -4383,8 +5664,35 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description Too many failures for this email or client */
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4417,7 +5725,7 @@ export interface paths {
                 path?: never;
                 cookie?: never;
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": components["schemas"]["RefreshRequest"];
                 };
@@ -4430,7 +5738,7 @@ export interface paths {
                     };
                     content?: never;
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -4457,8 +5765,44 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4511,6 +5855,15 @@ export interface paths {
                 };
                 /** @description The role does not allow this */
                 403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4583,7 +5936,7 @@ export interface paths {
                 path?: never;
                 cookie?: never;
             };
-            requestBody: {
+            requestBody?: {
                 content: {
                     "application/json": components["schemas"]["RefreshRequest"];
                 };
@@ -4598,7 +5951,7 @@ export interface paths {
                         "application/json": components["schemas"]["TokenResponse"];
                     };
                 };
-                /** @description The body is not valid JSON of the expected shape */
+                /** @description The body is not valid JSON of the expected shape, or holds a NUL character */
                 400: {
                     headers: {
                         [name: string]: unknown;
@@ -4625,8 +5978,44 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4681,6 +6070,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -4692,6 +6090,24 @@ export interface paths {
                 };
                 /** @description Weak password (the token stays usable) */
                 422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4747,8 +6163,44 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4804,6 +6256,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description The body is over 64 KiB */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is not application/json */
                 415: {
                     headers: {
@@ -4813,7 +6274,34 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description A value breaks a rule (the problem's code says which) */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The database is unavailable; retry later */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The server's storage is full; nothing was saved */
+                507: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4959,7 +6447,7 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content: {
-                        "text/plain": string;
+                        "application/openmetrics-text": string;
                     };
                 };
                 /** @description Not from an allowed network */
