@@ -168,7 +168,7 @@ pub(crate) fn listening_addr(line: &str) -> Option<String> {
 }
 
 /// Appends every line of `stream` to `sink`, forwarding each to `lines` if given.
-fn collect(
+pub(crate) fn collect(
     stream: impl AsyncRead + Unpin + Send + 'static,
     sink: Arc<Mutex<String>>,
     lines: Option<tokio::sync::mpsc::UnboundedSender<String>>,

@@ -991,14 +991,7 @@ async fn database_outage_is_503_and_recovers_without_restart() {
 
     // The database comes back: IMS recovers on its own.
     proxy.restart().await;
-    let recovered = eventually(Duration::from_secs(10), || async {
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    let recovered = app.ready_within(Duration::from_secs(10)).await;
     assert!(recovered, "readyz did not return to 200 within 10 s");
     let again = app.login_ok(&email).await;
     assert_eq!(app.get("/auth/me", &again.access).await.status(), 200);

@@ -126,14 +126,7 @@ async fn postgres_restarted_under_load_fails_fast_and_recovers_without_losing_wr
     });
     up.await.unwrap();
     let restarted_at = Instant::now();
-    let recovered = eventually(Duration::from_secs(15), || async {
-        app.client
-            .get(app.url("/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    let recovered = app.ready_within(Duration::from_secs(15)).await;
     assert!(recovered, "not ready 15 s after PostgreSQL came back");
     eprintln!(
         "outage {:?}; ready again {:?} after the restart",

@@ -292,6 +292,18 @@ impl TestApp {
     }
 
     /// `GET path` without a token; the body as JSON.
+    /// Polls `/readyz` until it answers 200; false when `within` passes first.
+    pub async fn ready_within(&self, within: std::time::Duration) -> bool {
+        eventually(within, || async {
+            self.client
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await
+    }
+
     pub async fn public_json(&self, path: &str) -> Value {
         self.client
             .get(self.url(path))

@@ -6,10 +6,9 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::cli::{ims_command, listening_addr};
+use crate::cli::{collect, ims_command, listening_addr};
 use crate::helpers::TestDb;
 
 /// How long a debug `ims serve` may take to start on a busy 2-core machine.
@@ -45,29 +44,8 @@ impl Serve {
         let pid = child.id().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-        for (stream, tx) in [
-            (
-                Box::new(child.stdout.take().unwrap())
-                    as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-                Some(tx),
-            ),
-            (Box::new(child.stderr.take().unwrap()), None),
-        ] {
-            let log = log.clone();
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    {
-                        let mut log = log.lock().unwrap();
-                        log.push_str(&line);
-                        log.push('\n');
-                    }
-                    if let Some(tx) = &tx {
-                        let _ = tx.send(line);
-                    }
-                }
-            });
-        }
+        collect(child.stdout.take().unwrap(), log.clone(), Some(tx));
+        collect(child.stderr.take().unwrap(), log.clone(), None);
         let found = tokio::time::timeout(STARTUP, async {
             while let Some(line) = rx.recv().await {
                 if let Some(addr) = listening_addr(&line) {
