@@ -136,30 +136,10 @@ IMS_BIN="$WORK/ims"
 # --------------------------------------------------------------------------------------------
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-free_port() { # a port nobody listens on (nothing answers a connect on 127.0.0.1)
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
-pg_url_for() { # the admin URL with its database name replaced
-  local base="${PG_ADMIN_URL%%\?*}" query=""
-  [[ "$PG_ADMIN_URL" == *\?* ]] && query="?${PG_ADMIN_URL#*\?}"
-  echo "${base%/*}/$1$query"
-}
 
 # The server gets a clean environment: the config rejects unknown IMS_* variables (IMS_BENCH_PG_URL
 # among them), and a developer's own IMS_* settings must not leak into the measurement.
-server_env() { # extra VAR=value ... -> env -i argument list on stdout, NUL-separated
-  printf '%s\0' "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=C.UTF-8" \
-    "IMS_LOG_FORMAT=json" "RUST_LOG=warn" "$@"
-  local extra
-  # shellcheck disable=SC2086
-  for extra in ${BENCH_SERVER_ENV:-}; do printf '%s\0' "$extra"; done
-}
 
 run_ims() { # cwd VAR=value ... -- args: an ims one-shot command with the server environment,
   # at most 10 minutes

@@ -5,7 +5,8 @@
 #
 # Set before sourcing: BENCH_NAME (log prefix and work-directory name), PG_ADMIN_URL and
 # STOP_TIMEOUT. Record what you start in SERVER_PIDS / BG_PIDS and what you create in DATABASES.
-# Define trim_failed_work() to delete bulky files from a failed run's work directory.
+# Also: free_port, pg_url_for (the admin URL with another database) and server_env (the
+# server's clean environment from BENCH_SERVER_ENV). Define trim_failed_work() to delete bulky files from a failed run's work directory.
 
 log() { printf '[%s %(%H:%M:%S)T] %s\n' "$BENCH_NAME" -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -24,6 +25,29 @@ stop_pid() { # pid timeout: SIGTERM, wait, then SIGKILL. Only for processes we s
   log "pid $pid did not stop within ${timeout}s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
+}
+
+free_port() { # a port nobody listens on (nothing answers a connect on 127.0.0.1)
+  local p i
+  for ((i = 0; i < 200; i++)); do
+    p=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  die "no free port found"
+}
+
+pg_url_for() { # the admin URL with its database name replaced
+  local base="${PG_ADMIN_URL%%\?*}" query=""
+  [[ "$PG_ADMIN_URL" == *\?* ]] && query="?${PG_ADMIN_URL#*\?}"
+  echo "${base%/*}/$1$query"
+}
+
+server_env() { # extra VAR=value ... -> env -i argument list on stdout, NUL-separated
+  printf '%s\0' "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=C.UTF-8" \
+    "IMS_LOG_FORMAT=json" "RUST_LOG=warn" "$@"
+  local extra
+  # shellcheck disable=SC2086
+  for extra in ${BENCH_SERVER_ENV:-}; do printf '%s\0' "$extra"; done
 }
 
 psql_admin() { psql "$PG_ADMIN_URL" -X -q -v ON_ERROR_STOP=1 -At "$@"; }
