@@ -103,6 +103,9 @@ def main():
         fh.write(text)
     five = sum(1 for k in findings if str(k[4]).startswith("5"))
     print(f"{len(findings)} distinct findings ({five} with a 5xx); table in {os.path.join(out_dir, 'findings.md')}")
+    if findings or errors:
+        # The report directory is gone once a CI checkout is cleaned: the log must say what failed.
+        print(text)
     return 1 if findings or errors else 0
 
 

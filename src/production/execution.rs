@@ -125,6 +125,38 @@ async fn bump(
     Ok(())
 }
 
+/// Adds output to the counts in one conditional statement. Output adds up, so it is counted on
+/// top of whatever was reported meanwhile: leaders reporting on one work order at once never
+/// refuse each other. It is `Stale` only when the work order closed, the good units would pass
+/// the quantity, or the caller's `If-Match` version is no longer current; the caller reloads and
+/// says which.
+async fn add_output(
+    tx: &mut Transaction<'static, Any>,
+    wo: &WorkOrder,
+    expected: Option<i64>,
+    good: i64,
+    scrap: i64,
+    now: i64,
+) -> ProdResult<()> {
+    let done = sqlx::query(
+        "UPDATE work_orders
+         SET good_qty = good_qty + $1, scrap_qty = scrap_qty + $2, version = version + 1,
+             updated_at = $3
+         WHERE id = $4 AND status IN ($5, $6) AND good_qty + $1 <= quantity
+           AND version = COALESCE($7, version)",
+    )
+    .bind(good)
+    .bind(scrap)
+    .bind(now)
+    .bind(&wo.id)
+    .bind(Status::InProgress.as_str())
+    .bind(Status::Paused.as_str())
+    .bind(expected)
+    .execute(&mut **tx)
+    .await?;
+    guarded(&done, wo.version)
+}
+
 fn event(kind: &str, wo: &WorkOrder, at: i64, data: serde_json::Value) -> Event {
     Event {
         kind: kind.to_owned(),
@@ -339,8 +371,7 @@ pub async fn report_output(
             .map(|(d, s)| (format_date(d), s.name.clone()))
             .unwrap_or_else(|| (wo.work_date.clone(), wo.shift.clone()));
         let mut tx = db.begin_write().await?;
-        let set = format!(", good_qty = good_qty + {good}, scrap_qty = scrap_qty + {scrap}");
-        bump(&mut tx, &wo, wo.status, &set, now).await?;
+        add_output(&mut tx, &wo, act.expected, good, scrap, now).await?;
         sqlx::query(
             "INSERT INTO output_reports (id, work_order_id, line_id, work_date, shift, at, good, scrap,
                                          scrap_reason, ideal_cycle_ms, actor_id)

@@ -566,24 +566,65 @@ async fn concurrent_edits_are_detected_with_versions() {
         .unwrap();
     assert_problem(start, 409, "stale_version").await;
     json_of(f.act(&f.leader, &task, "start", &json!({})).await, 200).await;
-    // Two leaders' reports at the same moment both count.
-    let (five, seven) = (
-        json!({"good": 5, "scrap": 0}),
-        json!({"good": 7, "scrap": 0}),
-    );
-    let (x, y) = tokio::join!(
-        f.act(&f.leader, &task, "output", &five),
-        f.act(&f.leader, &task, "output", &seven)
-    );
-    assert_eq!((x.status().as_u16(), y.status().as_u16()), (200, 200));
-    let done = json_of(
-        f.app
-            .get(&format!("/api/work-orders/{task}"), &f.leader.access)
-            .await,
-        200,
-    )
-    .await;
-    assert_eq!(done["good_quantity"], 12);
+    // Sixteen reports at the same moment (one work order, tablets at both ends of the line) all
+    // count: output is added on top of what others reported, never refused as `busy`.
+    let burst = |n: usize| {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let (client, url, token) = (
+                f.app.client.clone(),
+                f.app.url(&format!("/api/work-orders/{task}/output")),
+                f.leader.access.clone(),
+            );
+            set.spawn(async move {
+                let body = json!({"good": 1, "scrap": 0});
+                client
+                    .post(url)
+                    .bearer_auth(token)
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+            });
+        }
+        set.join_all()
+    };
+    let statuses: Vec<u16> = burst(16)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    let good_of = || async {
+        json_of(
+            f.app
+                .get(&format!("/api/work-orders/{task}"), &f.leader.access)
+                .await,
+            200,
+        )
+        .await["good_quantity"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(good_of().await, 16);
+    // At the quantity (50), a burst of 40 is cut exactly there: 34 counted, 6 refused whole.
+    let mut refused = 0;
+    for r in burst(40).await {
+        if r.status() == 200 {
+            continue;
+        }
+        assert_problem(r, 422, "exceeds_quantity").await;
+        refused += 1;
+    }
+    assert_eq!(refused, 6);
+    assert_eq!(good_of().await, 50);
+    let reports: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM output_reports WHERE work_order_id = $1")
+            .bind(&task)
+            .fetch_one(f.app.state.db.pool())
+            .await
+            .unwrap();
+    assert_eq!(reports, 50, "one stored report per counted unit");
 
     // Cancelled work can no longer be rescheduled or started.
     let planned = f.schedule(&f.line, &day(3), 10).await;
