@@ -152,7 +152,46 @@ fn body_detail(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{body_detail, has_nul_escape};
+    use super::{body_detail, has_nul_escape, parse_if_match, IF_MATCH_PATTERN};
+
+    #[test]
+    fn if_match_takes_exactly_what_the_document_allows() {
+        let pattern = regex_lite::Regex::new(IF_MATCH_PATTERN).unwrap();
+        // Every string of up to five characters from the ones that matter, and a few longer ones.
+        let alphabet = ['W', '/', '"', '0', '1', '9', '*', '+', '-', ' ', 'x'];
+        let mut cases = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..5 {
+            last = last
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            cases.extend(last.iter().cloned());
+        }
+        cases.extend(
+            [
+                "W/\"123456789012345678\"",
+                "\"1234567890123456789\"",
+                "9223372036854775807",
+            ]
+            .map(String::from),
+        );
+        let mut accepted = 0;
+        for case in &cases {
+            let parsed = parse_if_match(case);
+            assert_eq!(parsed.is_some(), pattern.is_match(case), "{case:?}");
+            if let Some(Some(version)) = parsed {
+                assert!(case.contains(&version.to_string()), "{case:?}");
+                accepted += 1;
+            }
+        }
+        assert!(accepted > 100, "{accepted}");
+        assert_eq!(parse_if_match("*"), Some(None));
+        assert_eq!(parse_if_match("W/\"12\""), Some(Some(12)));
+        for refused in ["\"+3\"", "\"03\"", "\"\"3\"\"", "3 ", "", "\"\""] {
+            assert_eq!(parse_if_match(refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn nul_escapes_are_found_and_escaped_backslashes_are_not() {
@@ -261,11 +300,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Identity {
 }
 
 /// The `If-Match` header as a version: `"3"`, `W/"3"` or `3`; `*` or no header is `None`.
-/// Responses carry the version as `ETag: "3"`.
+/// Responses carry the version as `ETag: "3"`. The grammar is exactly [`IF_MATCH_PATTERN`], the
+/// one the OpenAPI document states: whatever the document calls invalid is refused here.
 pub struct IfMatch(pub Option<i64>);
 
+/// An `If-Match` value IMS takes: `*`, or a version (1 to 18 digits, no leading zero), optionally
+/// quoted, optionally marked weak.
+pub const IF_MATCH_PATTERN: &str = r#"^(\*|(W/)?"?[1-9][0-9]{0,17}"?)$"#;
+
+/// `Some(None)` for `*`, `Some(Some(version))` for a version, `None` for anything else.
+fn parse_if_match(text: &str) -> Option<Option<i64>> {
+    if text == "*" {
+        return Some(None);
+    }
+    let tag = text.strip_prefix("W/").unwrap_or(text);
+    let tag = tag.strip_prefix('"').unwrap_or(tag);
+    let digits = tag.strip_suffix('"').unwrap_or(tag);
+    let well_formed = (1..=18).contains(&digits.len())
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit());
+    well_formed.then(|| digits.parse().ok()).flatten().map(Some)
+}
+
 impl IfMatch {
-    /// For routes where a blind overwrite is never right: no `If-Match` is `428`.
+    /// For routes where a blind overwrite is never right: no `If-Match`, or `*`, is `428`.
     pub fn required(&self) -> Result<i64, ApiError> {
         self.0.ok_or_else(|| {
             ApiError::new(
@@ -284,15 +342,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         let Some(value) = parts.headers.get(axum::http::header::IF_MATCH) else {
             return Ok(Self(None));
         };
-        let text = value.to_str().unwrap_or("").trim();
-        if text == "*" {
-            return Ok(Self(None));
-        }
-        let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-        bare.parse::<i64>()
+        value
+            .to_str()
             .ok()
-            .filter(|v| *v > 0)
-            .map(|v| Self(Some(v)))
+            .and_then(parse_if_match)
+            .map(Self)
             .ok_or_else(|| {
                 ApiError::bad_request(
                     "invalid_if_match",

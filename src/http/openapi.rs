@@ -243,7 +243,7 @@ impl Modify for ServedMediaTypes {
                         param.schema = Some(
                             ObjectBuilder::new()
                                 .schema_type(Type::String)
-                                .pattern(Some(r#"^(W/)?"?[1-9][0-9]{0,17}"?$"#))
+                                .pattern(Some(super::extract::IF_MATCH_PATTERN))
                                 .into(),
                         );
                         param.required = if required {
