@@ -56,6 +56,9 @@ pub struct Services {
     pub alerts_channel: Arc<dyn AlertsChannel>,
     /// Wakes the event consumer when something was queued.
     pub events_wake: tokio::sync::Notify,
+    /// Every request being handled, including those whose client has gone away
+    /// (`run_to_completion`); a graceful stop waits for them before it closes the pool.
+    pub requests: Arc<crate::http::in_flight::InFlight>,
     /// Leaders' task lists, for a second at most (`crate::production::task_cache`).
     pub task_cache: crate::production::task_cache::TaskCache,
     /// The external identity provider, when configured.
@@ -183,6 +186,7 @@ impl App {
             alerts_channel,
             events_wake: tokio::sync::Notify::new(),
             task_cache: Default::default(),
+            requests: Default::default(),
             hasher: Hasher::new()?,
             tokens,
             revocations: Revocations::new(config.auth.access_token_ttl),
@@ -233,6 +237,22 @@ impl App {
         )
         .with_graceful_shutdown(shutdown)
         .await?;
+        // Connections are closed now, but a request whose client went away still runs in its own
+        // task: let it finish (the request timeout bounds it) before the pool goes.
+        let requests = &self.state.requests;
+        if !requests.is_empty() {
+            tracing::info!(
+                running = requests.len(),
+                "waiting for requests still running"
+            );
+            let drain = crate::http::REQUEST_TIMEOUT + std::time::Duration::from_secs(5);
+            if tokio::time::timeout(drain, requests.idle()).await.is_err() {
+                tracing::warn!(
+                    running = requests.len(),
+                    "requests still running; stopping anyway"
+                );
+            }
+        }
         tracing::info!("stopping background workers");
         let _ = stop_tx.send(true);
         for worker in workers {

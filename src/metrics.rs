@@ -48,6 +48,7 @@ pub struct Metrics {
     token_rejections: Family<ReasonLabels, Counter>,
     pool_size: Gauge,
     pool_idle: Gauge,
+    requests_running: Gauge,
     alerts: Family<ReasonLabels, Counter>,
     dead_messages: Gauge,
 }
@@ -68,6 +69,7 @@ impl Metrics {
         let token_rejections = Family::<ReasonLabels, Counter>::default();
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
+        let requests_running = Gauge::default();
         let alerts = Family::<ReasonLabels, Counter>::default();
         let dead_messages = Gauge::default();
         registry.register(
@@ -115,6 +117,11 @@ impl Metrics {
             "Idle database connections",
             pool_idle.clone(),
         );
+        registry.register(
+            "http_requests_running",
+            "Requests being handled, including those whose client has gone away",
+            requests_running.clone(),
+        );
         Self {
             registry,
             requests,
@@ -124,6 +131,7 @@ impl Metrics {
             token_rejections,
             pool_size,
             pool_idle,
+            requests_running,
             alerts,
             dead_messages,
         }
@@ -169,10 +177,12 @@ impl Metrics {
         self.dead_messages.set(n);
     }
 
-    /// Renders the text exposition format, after reading the pool's state.
-    pub fn render(&self, pool_size: u32, pool_idle: usize) -> String {
+    /// Renders the text exposition format, after reading the pool's state and how many requests
+    /// are running.
+    pub fn render(&self, pool_size: u32, pool_idle: usize, requests_running: usize) -> String {
         self.pool_size.set(i64::from(pool_size));
         self.pool_idle.set(pool_idle as i64);
+        self.requests_running.set(requests_running as i64);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

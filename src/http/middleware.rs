@@ -53,7 +53,8 @@ pub fn content_security_policy(config: &crate::config::Config) -> String {
     )
 }
 
-/// Assigns a request id, runs the request inside a span carrying it, and logs the outcome.
+/// Assigns a request id and runs the request inside a span carrying it. The outcome is logged by
+/// [`run_to_completion`], so a request whose client has gone away is logged too.
 pub async fn request_id(mut req: Request, next: Next) -> Response {
     let id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
@@ -63,16 +64,7 @@ pub async fn request_id(mut req: Request, next: Next) -> Response {
         path = %req.uri().path(),
     );
     req.extensions_mut().insert(RequestId(id.clone()));
-    let started = Instant::now();
-    let mut response = next.run(req).instrument(span.clone()).await;
-    let status = response.status().as_u16();
-    span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-    });
+    let mut response = next.run(req).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
@@ -84,10 +76,29 @@ pub struct RequestId(pub String);
 
 /// Runs the rest of the request in its own task, so a client that disconnects cannot cancel a
 /// handler halfway: no throttle count left behind, no transaction abandoned mid-flight (sqlx's
-/// `begin` is not cancel-safe), no half-done work.
-pub async fn run_to_completion(req: Request, next: Next) -> Response {
-    let span = tracing::Span::current();
-    match tokio::spawn(next.run(req).instrument(span)).await {
+/// `begin` is not cancel-safe), no half-done work. The task is tracked in
+/// [`Services::requests`](crate::app::Services::requests), so a graceful stop waits for it, and
+/// logs the outcome when it ends, whether or not anyone is still waiting for it.
+pub async fn run_to_completion(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let task = async move {
+        let response = next.run(req).await;
+        tracing::info!(
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request finished"
+        );
+        response
+    };
+    match state
+        .requests
+        .spawn(task.instrument(tracing::Span::current()))
+        .await
+    {
         Ok(response) => response,
         Err(_) => problem_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ pub mod auth_routes;
 pub mod document_routes;
 pub mod error;
 pub mod extract;
+pub mod in_flight;
 pub mod kpi_routes;
 pub mod line_routes;
 pub mod mail_routes;
@@ -66,7 +67,10 @@ pub fn router(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(middleware::request_id))
-                .layer(axum::middleware::from_fn(middleware::run_to_completion))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    middleware::run_to_completion,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     middleware::security_headers,

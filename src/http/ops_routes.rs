@@ -76,7 +76,9 @@ pub async fn metrics(State(state): State<AppState>, ip: ClientIp) -> Result<Resp
         return Err(ApiError::not_found());
     }
     let pool = state.db.pool();
-    let body = state.metrics.render(pool.size(), pool.num_idle());
+    let body = state
+        .metrics
+        .render(pool.size(), pool.num_idle(), state.requests.len());
     let mut response = body.into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,

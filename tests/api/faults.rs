@@ -19,7 +19,7 @@ use sqlx::{Connection, Row};
 
 use crate::helpers::*;
 use crate::pg_cluster::PgCluster;
-use crate::production::{json_of, Floor};
+use crate::production::{day, json_of, Floor};
 use crate::serve::{ims_on, Serve};
 
 /// What a client saw for one request.
@@ -345,6 +345,103 @@ async fn a_sigkill_while_leaders_report_leaves_whole_reports_and_pending_events_
     .await;
     assert_eq!(wo_now["good_quantity"], reports, "{wo_now}");
     again.stop().await;
+}
+
+/// A graceful stop (SIGTERM, what ECS sends on a deploy) finishes the requests still running for
+/// clients that have already gone: one report blocked on a lock, one waiting for the only pool
+/// connection. Both are stored before the pool closes, and the process exits cleanly.
+#[tokio::test]
+async fn a_graceful_stop_finishes_requests_whose_client_went_away() {
+    // Tokens issued in-process work on the child process: same keys, same public URL.
+    let public = ("IMS_PUBLIC_URL", "http://ims.factory.example");
+    let f = Floor::on(spawn_app_with(&[public]).await).await;
+    // One work order running on each line; a leader of each.
+    let b = f.schedule(&f.other_line, &day(0), 100).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let a = f.published_task(100).await;
+    let leaders = [(&a, &f.leader), (&b, &f.other_leader)];
+    for (wo, leader) in leaders {
+        json_of(f.act(leader, wo, "start", &json!({})).await, 200).await;
+    }
+    let one_connection = [public, ("IMS_DATABASE_MAX_CONNECTIONS", "1")];
+    let mut serve = Serve::start(ims_on(&f.app.db, &one_connection)).await;
+    // The write lock (SQLite) or the row (PostgreSQL) that the report on `a` needs.
+    let mut lock = f.app.state.db.begin_write().await.unwrap();
+    sqlx::query("UPDATE work_orders SET updated_at = updated_at WHERE id = $1")
+        .bind(&a)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let report_and_leave = |(wo, leader): (&String, &Session)| {
+        serve
+            .client
+            .post(format!("{}/api/work-orders/{wo}/output", serve.base))
+            .bearer_auth(&leader.access)
+            .json(&json!({"good": 1, "scrap": 0}))
+            .timeout(Duration::from_millis(200))
+            .send()
+    };
+    // Requests the server is handling, this scrape included.
+    let running_at_least = |n: i64| {
+        let (client, base) = (serve.client.clone(), serve.base.clone());
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let text = client.get(format!("{base}/metrics")).send().await.unwrap();
+                let text = text.text().await.unwrap();
+                let running = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("ims_http_requests_running "))
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .expect("ims_http_requests_running in /metrics");
+                if running >= n {
+                    return;
+                }
+                assert!(Instant::now() < deadline, "{running} running, not {n}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        report_and_leave(leaders[0]).await.is_err(),
+        "the client gave up"
+    );
+    running_at_least(2).await;
+    assert!(
+        report_and_leave(leaders[1]).await.is_err(),
+        "the client gave up"
+    );
+    running_at_least(3).await;
+
+    serve.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        serve.running(),
+        "the stop waits for the reports\n{}",
+        serve.log()
+    );
+    lock.commit().await.unwrap();
+    let log = serve.exited().await;
+    assert!(
+        log.contains("waiting for requests still running running=2"),
+        "{log}"
+    );
+    for wo in [&a, &b] {
+        let (good, reports): (i64, i64) = sqlx::query_as(
+            "SELECT good_qty, (SELECT COUNT(*) FROM output_reports WHERE work_order_id = w.id)
+             FROM work_orders w WHERE id = $1",
+        )
+        .bind(wo)
+        .fetch_one(f.app.state.db.pool())
+        .await
+        .unwrap();
+        assert_eq!((good, reports), (1, 1), "{wo}\n{log}");
+        // Logged like any request, although nobody was there for the answer.
+        let finished = format!("path=/api/work-orders/{wo}/output}}: ims::http::middleware: request finished status=200");
+        assert!(log.contains(&finished), "{finished}\n{log}");
+    }
 }
 
 /// A tmpfs of `size` mounted on a new directory; unmounted (and removed) on drop.

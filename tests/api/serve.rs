@@ -91,18 +91,44 @@ impl Serve {
     }
 
     /// SIGTERM, then waits (at most 10 s) for a clean exit.
-    pub(crate) async fn stop(mut self) {
+    pub(crate) async fn stop(self) {
+        self.terminate();
+        self.exited().await;
+    }
+
+    /// Sends SIGTERM (a graceful stop) without waiting.
+    pub(crate) fn terminate(&self) {
         let sent = std::process::Command::new("kill")
             .arg("-TERM")
             .arg(self.pid.to_string())
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// Whether the process is still running.
+    pub(crate) fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits (at most 10 s) for a clean exit; returns the whole log, read to the end.
+    pub(crate) async fn exited(mut self) -> String {
         let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait())
             .await
             .unwrap_or_else(|_| panic!("no exit within 10 s of SIGTERM\n{}", self.log()))
             .unwrap();
         assert!(status.success(), "{status}\n{}", self.log());
+        // The readers reach the end of the closed pipes just after the exit.
+        let mut log = self.log();
+        for _ in 0..50 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = self.log();
+            if now == log && log.ends_with('\n') {
+                break;
+            }
+            log = now;
+        }
+        log
     }
 }
 
