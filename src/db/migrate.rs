@@ -48,6 +48,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/common/0005_token_cutoff.sql"),
         postgres: include_str!("../../migrations/common/0005_token_cutoff.sql"),
     },
+    Migration {
+        version: 6,
+        name: "idempotency keys on output reports",
+        sqlite: include_str!("../../migrations/common/0006_output_idempotency.sql"),
+        postgres: include_str!("../../migrations/common/0006_output_idempotency.sql"),
+    },
 ];
 
 /// An arbitrary constant naming IMS's migration lock in `pg_advisory_lock`.

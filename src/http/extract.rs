@@ -152,22 +152,55 @@ fn body_detail(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{body_detail, has_nul_escape, parse_if_match, IF_MATCH_PATTERN};
+    use super::{
+        body_detail, has_nul_escape, parse_idempotency_key, parse_if_match,
+        IDEMPOTENCY_KEY_PATTERN, IF_MATCH_PATTERN,
+    };
 
-    #[test]
-    fn if_match_takes_exactly_what_the_document_allows() {
-        let pattern = regex_lite::Regex::new(IF_MATCH_PATTERN).unwrap();
-        // Every string of up to five characters from the ones that matter, and a few longer ones.
-        let alphabet = ['W', '/', '"', '0', '1', '9', '*', '+', '-', ' ', 'x'];
+    /// Every string of up to `len` characters from `alphabet`.
+    fn strings(alphabet: &[char], len: usize) -> Vec<String> {
         let mut cases = vec![String::new()];
         let mut last = vec![String::new()];
-        for _ in 0..5 {
+        for _ in 0..len {
             last = last
                 .iter()
                 .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
                 .collect();
             cases.extend(last.iter().cloned());
         }
+        cases
+    }
+
+    #[test]
+    fn idempotency_keys_are_taken_exactly_as_the_document_allows() {
+        let pattern = regex_lite::Regex::new(IDEMPOTENCY_KEY_PATTERN).unwrap();
+        let mut cases = strings(&['"', 'a', 'Z', '7', '-', ':', ' ', '/', '*', 'é'], 4);
+        let uuid = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+        cases.extend([
+            uuid.to_owned(),
+            format!("\"{uuid}\""),
+            "k".repeat(64),
+            "k".repeat(65),
+        ]);
+        for case in &cases {
+            let parsed = parse_idempotency_key(case);
+            assert_eq!(parsed.is_some(), pattern.is_match(case), "{case:?}");
+            if let Some(key) = parsed {
+                assert!(!key.contains('"') && case.contains(&key), "{case:?}");
+            }
+        }
+        assert_eq!(
+            parse_idempotency_key(&format!("\"{uuid}\"")).as_deref(),
+            Some(uuid)
+        );
+        assert_eq!(parse_idempotency_key(&"k".repeat(65)), None);
+    }
+
+    #[test]
+    fn if_match_takes_exactly_what_the_document_allows() {
+        let pattern = regex_lite::Regex::new(IF_MATCH_PATTERN).unwrap();
+        // Every string of up to five characters from the ones that matter, and a few longer ones.
+        let mut cases = strings(&['W', '/', '"', '0', '1', '9', '*', '+', '-', ' ', 'x'], 5);
         cases.extend(
             [
                 "W/\"123456789012345678\"",
@@ -351,6 +384,47 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
                 ApiError::bad_request(
                     "invalid_if_match",
                     "If-Match must be an ETag such as \"3\".",
+                )
+            })
+    }
+}
+
+/// The `Idempotency-Key` header (draft-ietf-httpapi-idempotency-key-header): a client's name for
+/// one request, so that sending it again (after a timeout, say) does not do it twice. Bare or
+/// quoted, as [`IDEMPOTENCY_KEY_PATTERN`] states; a UUID is the usual choice.
+pub struct IdempotencyKey(pub Option<String>);
+
+/// An `Idempotency-Key` IMS takes: 1 to 64 letters, digits, `-`, `_`, `.` or `:`, optionally quoted.
+pub const IDEMPOTENCY_KEY_PATTERN: &str = r#"^("[A-Za-z0-9_.:-]{1,64}"|[A-Za-z0-9_.:-]{1,64})$"#;
+
+fn parse_idempotency_key(text: &str) -> Option<String> {
+    let key = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    let well_formed = (1..=64).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.:-".contains(&b));
+    well_formed.then(|| key.to_owned())
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get("idempotency-key") else {
+            return Ok(Self(None));
+        };
+        value
+            .to_str()
+            .ok()
+            .and_then(parse_idempotency_key)
+            .map(|key| Self(Some(key)))
+            .ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_idempotency_key",
+                    "Idempotency-Key must be 1 to 64 letters, digits, '-', '_', '.' or ':', such as a UUID.",
                 )
             })
     }

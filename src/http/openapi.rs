@@ -229,29 +229,36 @@ impl Modify for ServedMediaTypes {
                 .collect();
         }
         // `If-Match` carries a version ETag (`"3"`, `W/"3"` or a bare `3`), never a JSON null; a
-        // work order's reschedule requires it (`428` without).
+        // work order's reschedule requires it (`428` without). `Idempotency-Key` is optional.
+        // Both are stated with the exact patterns their extractors take.
+        let string_matching = |pattern: &str| {
+            Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(pattern))
+                    .into(),
+            )
+        };
         for (path, item) in paths.iter_mut() {
             let operations = [
                 (&mut item.post, false),
                 (&mut item.put, false),
                 (&mut item.patch, path == "/api/work-orders/{id}"),
             ];
-            for (op, required) in operations {
+            for (op, if_match_required) in operations {
                 let params = op.as_mut().and_then(|op| op.parameters.as_mut());
                 for param in params.into_iter().flatten() {
-                    if param.name.eq_ignore_ascii_case("if-match") {
-                        param.schema = Some(
-                            ObjectBuilder::new()
-                                .schema_type(Type::String)
-                                .pattern(Some(super::extract::IF_MATCH_PATTERN))
-                                .into(),
-                        );
-                        param.required = if required {
-                            Required::True
-                        } else {
-                            Required::False
-                        };
-                    }
+                    let (pattern, required) = match param.name.to_ascii_lowercase().as_str() {
+                        "if-match" => (super::extract::IF_MATCH_PATTERN, if_match_required),
+                        "idempotency-key" => (super::extract::IDEMPOTENCY_KEY_PATTERN, false),
+                        _ => continue,
+                    };
+                    param.schema = string_matching(pattern);
+                    param.required = if required {
+                        Required::True
+                    } else {
+                        Required::False
+                    };
                 }
             }
         }

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use super::access::{route, Route, FLOOR, LEADER, MANAGER};
 use super::error::{ApiError, ApiResult, Problem};
 use super::extract::Identity;
-use super::extract::{tagged, ApiJson, ApiQuery, IfMatch};
+use super::extract::{tagged, ApiJson, ApiQuery, IdempotencyKey, IfMatch};
 use crate::app::AppState;
 use crate::production::calendar::format_date;
 use crate::production::cancellation;
@@ -300,17 +300,21 @@ pub async fn pause(
     Ok(tagged(wo.version, wo))
 }
 
-/// Report good and scrap units.
+/// Report good and scrap units. With an `Idempotency-Key`, sending the same report again (the
+/// answer was lost) counts it once and answers with the work order as it is now.
 #[utoipa::path(post, path = "/api/work-orders/{id}/output", tag = "shop floor", request_body = OutputBody,
-    security(("bearer" = [])), params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    security(("bearer" = [])),
+    params(("id" = String, Path), ("If-Match" = Option<String>, Header),
+           ("Idempotency-Key" = Option<String>, Header, description = "The client's name for this report (a UUID); a repeat with the same key is counted once")),
     responses((status = 200, body = WorkOrder), (status = 404, body = Problem),
               (status = 409, description = "Not running, or stale", body = Problem),
-              (status = 422, description = "Bad quantities or reason", body = Problem)))]
+              (status = 422, description = "Bad quantities or reason, or an Idempotency-Key already used for another report", body = Problem)))]
 pub async fn output(
     State(state): State<AppState>,
     identity: Identity,
     Path(id): Path<String>,
     if_match: IfMatch,
+    key: IdempotencyKey,
     ApiJson(body): ApiJson<OutputBody>,
 ) -> ApiResult<Response> {
     let wo = execution::report_output(
@@ -319,6 +323,7 @@ pub async fn output(
         &act(&identity, &if_match),
         &id,
         &body,
+        key.0.as_deref(),
     )
     .await?;
     Ok(tagged(wo.version, wo))

@@ -325,14 +325,23 @@ pub async fn pause(db: &Db, act: &Act<'_>, id: &str, body: &PauseBody) -> ProdRe
     .await
 }
 
-/// Reports output. Good units may not exceed the work order's quantity in total.
+/// Reports output. Good units may not exceed the work order's quantity in total. A report with an
+/// idempotency `key` that this person already used is not counted again ([`replayed`]).
 pub async fn report_output(
     db: &Db,
     clock: &FactoryClock,
     act: &Act<'_>,
     id: &str,
     body: &OutputBody,
+    key: Option<&str>,
 ) -> ProdResult<WorkOrder> {
+    // Before any check: a repeat is answered as the report it repeats was, even if a reason has
+    // been retired or the work order completed since.
+    if let Some(key) = key {
+        if let Some(wo) = replayed(db, act, id, body, key).await? {
+            return Ok(wo);
+        }
+    }
     let good = quantity("good", body.good, true)?;
     let scrap = quantity("scrap", body.scrap, true)?;
     if good + scrap == 0 {
@@ -351,7 +360,7 @@ pub async fn report_output(
         (Some(code), _) => reasons::require(db, reasons::Kind::Scrap, code).await?,
         _ => {}
     }
-    with_retry(db, act, id, |wo| async move {
+    let counted = with_retry(db, act, id, |wo| async move {
         if !wo.status.is_open() {
             return Err(conflict(
                 "not_running",
@@ -374,8 +383,8 @@ pub async fn report_output(
         add_output(&mut tx, &wo, act.expected, good, scrap, now).await?;
         sqlx::query(
             "INSERT INTO output_reports (id, work_order_id, line_id, work_date, shift, at, good, scrap,
-                                         scrap_reason, ideal_cycle_ms, actor_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                                         scrap_reason, ideal_cycle_ms, actor_id, idempotency_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(new_id())
         .bind(&wo.id)
@@ -388,6 +397,7 @@ pub async fn report_output(
         .bind(&body.scrap_reason)
         .bind((wo.ideal_cycle_seconds * 1000.0).round() as i64)
         .bind(act.user_id)
+        .bind(key)
         .execute(&mut *tx)
         .await?;
         work_orders::record(&mut *tx, &wo.id, "output", Some(act.user_id), None, None,
@@ -398,7 +408,48 @@ pub async fn report_output(
         tx.commit().await?;
         Ok(())
     })
-    .await
+    .await;
+    match (counted, key) {
+        // The same key in flight twice at once: the second insert lost to the first.
+        (Err(ProdError::Database(e)), Some(key)) if crate::db::is_unique_violation(&e) => {
+            replayed(db, act, id, body, key)
+                .await?
+                .ok_or(ProdError::Database(e))
+        }
+        (counted, _) => counted,
+    }
+}
+
+/// The work order as it is now when this person already sent this report under `key` (counted
+/// then, not again); `None` when the key is new; `422` when it named a different report.
+async fn replayed(
+    db: &Db,
+    act: &Act<'_>,
+    id: &str,
+    body: &OutputBody,
+    key: &str,
+) -> ProdResult<Option<WorkOrder>> {
+    let earlier: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
+        "SELECT work_order_id, good, scrap, scrap_reason FROM output_reports
+         WHERE actor_id = $1 AND idempotency_key = $2",
+    )
+    .bind(act.user_id)
+    .bind(key)
+    .fetch_optional(db.pool())
+    .await?;
+    match earlier {
+        None => Ok(None),
+        Some((wo, good, scrap, reason))
+            if wo == id && good == body.good && scrap == body.scrap && reason == body.scrap_reason =>
+        {
+            tracing::info!(work_order = id, "output report sent again; counted once");
+            Ok(Some(work_orders::get(db, id).await?))
+        }
+        Some(_) => Err(invalid(
+            "idempotency_key_reused",
+            "this Idempotency-Key was sent with a different report; send a new key for a new report",
+        )),
+    }
 }
 
 /// Reports a stop after the fact. It must end after it starts, not in the future, within the

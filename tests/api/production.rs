@@ -156,6 +156,30 @@ impl Floor {
         wo["id"].as_str().unwrap().to_owned()
     }
 
+    /// `n` reports of one good unit on `wo` by the leader, all sent at once (with `key` as their
+    /// `Idempotency-Key`, if given); the responses in any order.
+    pub async fn output_burst(
+        &self,
+        wo: &str,
+        n: usize,
+        key: Option<&str>,
+    ) -> Vec<reqwest::Response> {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            let mut request = self
+                .app
+                .client
+                .post(self.app.url(&format!("/api/work-orders/{wo}/output")))
+                .bearer_auth(&self.leader.access)
+                .json(&json!({"good": 1, "scrap": 0}));
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            set.spawn(async move { request.send().await.unwrap() });
+        }
+        set.join_all().await
+    }
+
     pub async fn act(
         &self,
         who: &Session,
@@ -492,6 +516,88 @@ async fn a_leader_sees_and_acts_only_on_the_lines_they_lead() {
     );
 }
 
+/// A tablet that never saw the answer sends its report again with the same `Idempotency-Key`:
+/// counted once, however many copies arrive and whenever; the key cannot name another report.
+#[tokio::test]
+async fn output_sent_again_with_its_idempotency_key_counts_once() {
+    let f = Floor::new().await;
+    let task = f.published_task(100).await;
+    json_of(f.act(&f.leader, &task, "start", &json!({})).await, 200).await;
+    let send = |key: &str, good: i64, if_match: Option<&str>| {
+        let mut r = f
+            .app
+            .client
+            .post(f.app.url(&format!("/api/work-orders/{task}/output")))
+            .bearer_auth(&f.leader.access)
+            .header("Idempotency-Key", key)
+            .json(&json!({"good": good, "scrap": 0}));
+        if let Some(v) = if_match {
+            r = r.header("If-Match", v);
+        }
+        r.send()
+    };
+    let good_of = |wo: &Value| wo["good_quantity"].as_i64().unwrap();
+    let first = "8e03978e-40d5-43e8-bc93-6894a57f9324";
+    assert_eq!(
+        good_of(&json_of(send(first, 5, None).await.unwrap(), 200).await),
+        5
+    );
+    assert_eq!(
+        good_of(&json_of(send(first, 5, None).await.unwrap(), 200).await),
+        5
+    );
+    // Quoted as the draft standard writes it: the same key.
+    let quoted = format!("\"{first}\"");
+    assert_eq!(
+        good_of(&json_of(send(&quoted, 5, None).await.unwrap(), 200).await),
+        5
+    );
+    // The version the tablet sent has moved on since (its own report moved it): still the repeat.
+    assert_eq!(
+        good_of(&json_of(send(first, 5, Some("\"1\"")).await.unwrap(), 200).await),
+        5
+    );
+    assert_problem(
+        send(first, 6, None).await.unwrap(),
+        422,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert_problem(
+        send("not a key!", 1, None).await.unwrap(),
+        400,
+        "invalid_idempotency_key",
+    )
+    .await;
+    assert_eq!(
+        good_of(&json_of(send("second", 5, None).await.unwrap(), 200).await),
+        10
+    );
+
+    // Eight copies at the same moment: one counted, all answered 200.
+    let copies = f.output_burst(&task, 8, Some("burst")).await;
+    let statuses: Vec<u16> = copies.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses, vec![200; 8]);
+    let reports: Vec<(i64, Option<String>)> = sqlx::query_as(
+        "SELECT good, idempotency_key FROM output_reports WHERE work_order_id = $1 ORDER BY at, good",
+    )
+    .bind(&task)
+    .fetch_all(f.app.state.db.pool())
+    .await
+    .unwrap();
+    assert_eq!(reports.len(), 3, "{reports:?}");
+    assert_eq!(reports.iter().map(|r| r.0).sum::<i64>(), 11);
+
+    // Completed since: the repeat is still answered as counted, a new report is refused.
+    json_of(f.act(&f.leader, &task, "complete", &json!({})).await, 200).await;
+    let now = json_of(send(first, 5, None).await.unwrap(), 200).await;
+    assert_eq!(
+        (now["status"].as_str(), good_of(&now)),
+        (Some("completed"), 11)
+    );
+    assert_problem(send("third", 1, None).await.unwrap(), 409, "not_running").await;
+}
+
 #[tokio::test]
 async fn concurrent_edits_are_detected_with_versions() {
     let f = Floor::new().await;
@@ -568,28 +674,8 @@ async fn concurrent_edits_are_detected_with_versions() {
     json_of(f.act(&f.leader, &task, "start", &json!({})).await, 200).await;
     // Sixteen reports at the same moment (one work order, tablets at both ends of the line) all
     // count: output is added on top of what others reported, never refused as `busy`.
-    let burst = |n: usize| {
-        let mut set = tokio::task::JoinSet::new();
-        for _ in 0..n {
-            let (client, url, token) = (
-                f.app.client.clone(),
-                f.app.url(&format!("/api/work-orders/{task}/output")),
-                f.leader.access.clone(),
-            );
-            set.spawn(async move {
-                let body = json!({"good": 1, "scrap": 0});
-                client
-                    .post(url)
-                    .bearer_auth(token)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap()
-            });
-        }
-        set.join_all()
-    };
-    let statuses: Vec<u16> = burst(16)
+    let statuses: Vec<u16> = f
+        .output_burst(&task, 16, None)
         .await
         .iter()
         .map(|r| r.status().as_u16())
@@ -609,7 +695,7 @@ async fn concurrent_edits_are_detected_with_versions() {
     assert_eq!(good_of().await, 16);
     // At the quantity (50), a burst of 40 is cut exactly there: 34 counted, 6 refused whole.
     let mut refused = 0;
-    for r in burst(40).await {
+    for r in f.output_burst(&task, 40, None).await {
         if r.status() == 200 {
             continue;
         }

@@ -591,7 +591,12 @@ async function main() {
     await byTitle().getByRole('button', { name: 'Scrap units: plus 10' }).click();
     await byTitle().getByText('Scrap reason').waitFor();
     await byTitle().locator('fieldset.reasons label.reason').first().click();
+    const sent = page.waitForRequest((r) => r.method() === 'POST' && r.url().endsWith(`/api/work-orders/${woId}/output`));
     await byTitle().getByRole('button', { name: 'Report 20 good, 10 scrap' }).click();
+    const report = await sent;
+    // Sent once-only: a retry after a lost answer would not count twice.
+    assert(/^[0-9a-f]{32}$/.test(report.headers()['idempotency-key'] ?? ''), 'the output report carries an Idempotency-Key');
+    assert(report.headers()['if-match'] === undefined, 'output is sent without If-Match');
     await byTitle().locator('.task-counts', { hasText: /^25 good/ }).waitFor();
     await byTitle().getByRole('button', { name: 'Instructions' }).click();
     await byTitle().getByRole('region', { name: 'Work instructions and documents' }).locator('.empty, .doc-list').first().waitFor();

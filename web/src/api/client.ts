@@ -23,6 +23,9 @@ export const api = {
   get: async <T>(path: string) => (await call<T>('GET', path)).data,
   post: async <T>(path: string, body: unknown = {}, ifMatch?: string | number) =>
     (await call<T>('POST', path, body, ifMatch === undefined ? undefined : { 'if-match': etag(ifMatch) })).data,
+  /** A POST the server counts once however often it arrives under `key` (see newIdempotencyKey). */
+  postOnce: async <T>(path: string, body: unknown, key: string) =>
+    (await call<T>('POST', path, body, { 'idempotency-key': key })).data,
   patch: async <T>(path: string, body: unknown, ifMatch?: string | number) =>
     (await call<T>('PATCH', path, body, ifMatch === undefined ? undefined : { 'if-match': etag(ifMatch) })).data,
   put: async <T>(path: string, body: unknown, ifMatch?: string | number) =>
@@ -31,6 +34,15 @@ export const api = {
     await call<void>('DELETE', path);
   },
 };
+
+/**
+ * A fresh Idempotency-Key: 128 random bits in hex. crypto.getRandomValues, not randomUUID, which
+ * browsers only offer on HTTPS, and a factory may serve IMS over plain HTTP on its own network.
+ */
+export function newIdempotencyKey(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 function etag(v: string | number): string {
   return typeof v === 'number' ? `"${v}"` : v;

@@ -4884,12 +4884,17 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Report good and scrap units. */
+        /**
+         * Report good and scrap units. With an `Idempotency-Key`, sending the same report again (the
+         *     answer was lost) counts it once and answers with the work order as it is now.
+         */
         post: {
             parameters: {
                 query?: never;
                 header?: {
                     "If-Match"?: string;
+                    /** @description The client's name for this report (a UUID); a repeat with the same key is counted once */
+                    "Idempotency-Key"?: string;
                 };
                 path: {
                     id: string;
@@ -4972,7 +4977,7 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description Bad quantities or reason */
+                /** @description Bad quantities or reason, or an Idempotency-Key already used for another report */
                 422: {
                     headers: {
                         [name: string]: unknown;

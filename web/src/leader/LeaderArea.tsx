@@ -1,6 +1,6 @@
 // A line leader's day: large touch-friendly task cards (≥48 px targets) for a 10-inch tablet.
 import { useState, type FormEvent } from 'react';
-import { api } from '../api/client';
+import { api, newIdempotencyKey } from '../api/client';
 import { ApiError, describe } from '../api/problem';
 import { download } from '../api/download';
 import { Loaded, PageTitle, useAction, useAsync, Message, fmtTime } from '../ui/kit';
@@ -108,10 +108,14 @@ function TaskCard(props: { task: WorkOrder; reasons: Reason[]; onChanged: (wo: W
   const share = t.quantity > 0 ? Math.min(1, done / t.quantity) : 0;
   const titleId = `task-${t.id}`;
 
-  const act = (verb: string, body?: unknown) =>
+  // Output adds up (the server caps it at the quantity), so it is sent without If-Match: another
+  // tablet's report in between is no reason to refuse it. Its Idempotency-Key makes a retry after a
+  // lost answer count once. Every other action is on the version the card shows.
+  const act = (verb: string, body?: unknown, once?: string) =>
     action.run(async () => {
       try {
-        const wo = await api.post<WorkOrder>(`/api/work-orders/${t.id}/${verb}`, body ?? {}, t.version);
+        const path = `/api/work-orders/${t.id}/${verb}`;
+        const wo = once ? await api.postOnce<WorkOrder>(path, body, once) : await api.post<WorkOrder>(path, body ?? {}, t.version);
         props.onChanged(wo);
         setMode(null);
       } catch (e) {
@@ -179,7 +183,7 @@ function TaskCard(props: { task: WorkOrder; reasons: Reason[]; onChanged: (wo: W
       </div>
 
       {mode === 'pause' && <PauseForm reasons={downtimeReasons} busy={action.busy} onSubmit={(b) => void act('pause', b)} onCancel={() => setMode(null)} />}
-      {mode === 'output' && <OutputForm reasons={scrapReasons} busy={action.busy} onSubmit={(b) => void act('output', b)} onCancel={() => setMode(null)} />}
+      {mode === 'output' && <OutputForm reasons={scrapReasons} busy={action.busy} onSubmit={(b, key) => void act('output', b, key)} onCancel={() => setMode(null)} />}
       {mode === 'downtime' && <DowntimeForm reasons={downtimeReasons} busy={action.busy} onSubmit={(b) => void act('downtime', b)} onCancel={() => setMode(null)} />}
       {mode === 'complete' && (
         <div className="panel" role="group" aria-label="Confirm completion">
@@ -269,21 +273,30 @@ function Stepper(props: { label: string; value: number; onChange: (n: number) =>
 function OutputForm(props: {
   reasons: Reason[];
   busy: boolean;
-  onSubmit: (b: { good: number; scrap: number; scrap_reason?: string }) => void;
+  onSubmit: (b: { good: number; scrap: number; scrap_reason?: string }, idempotencyKey: string) => void;
   onCancel: () => void;
 }) {
   const [good, setGood] = useState(0);
   const [scrap, setScrap] = useState(0);
   const [reason, setReason] = useState('');
+  // One key per report: tapping again after an error resends the same report under the same key
+  // (counted once); changing a number makes it a new report with a new key.
+  const [key, setKey] = useState(newIdempotencyKey);
+  const changing =
+    <T,>(set: (v: T) => void) =>
+    (v: T) => {
+      set(v);
+      setKey(newIdempotencyKey());
+    };
   const submit = (e: FormEvent) => {
     e.preventDefault();
-    props.onSubmit(scrap > 0 ? { good, scrap, scrap_reason: reason } : { good, scrap });
+    props.onSubmit(scrap > 0 ? { good, scrap, scrap_reason: reason } : { good, scrap }, key);
   };
   return (
     <form className="panel" onSubmit={submit} aria-label="Report output">
-      <Stepper label="Good units" name="good" value={good} onChange={setGood} />
-      <Stepper label="Scrap units" name="scrap" value={scrap} onChange={setScrap} />
-      {scrap > 0 && <ReasonPicker reasons={props.reasons} value={reason} onChange={setReason} legend="Scrap reason" name="scrap-reason" />}
+      <Stepper label="Good units" name="good" value={good} onChange={changing(setGood)} />
+      <Stepper label="Scrap units" name="scrap" value={scrap} onChange={changing(setScrap)} />
+      {scrap > 0 && <ReasonPicker reasons={props.reasons} value={reason} onChange={changing(setReason)} legend="Scrap reason" name="scrap-reason" />}
       <div className="task-actions">
         <button type="submit" className="btn big primary" disabled={props.busy || good + scrap === 0 || (scrap > 0 && !reason)}>
           Report {good} good, {scrap} scrap
