@@ -78,6 +78,23 @@ class Failure(Exception):
     """The benchmark cannot go on (setup failed); the message says why."""
 
 
+
+def wait_until_ready(proc, name, timeout, ready, log_text):
+    """Polls `ready()` (OSError counts as not yet) until it is true; fails, with `log_text()`, when
+    `proc` exits first or `timeout` seconds pass."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise Failure(f"{name} exited ({proc.returncode}):\n{log_text()}")
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise Failure(f"{name} not ready within {timeout}s:\n{log_text()}")
+        time.sleep(0.05)
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -262,21 +279,17 @@ class Bench:
                  "-c", "ims_bench_smtp.TimedMailbox", self.maildir],
                 env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(("aiosmtpd", self.smtp))
-        deadline = time.time() + SMTP_TIMEOUT
-        while True:
-            if self.smtp.poll() is not None:
-                raise Failure(f"aiosmtpd exited ({self.smtp.returncode}):\n{open(self.smtp_log).read()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2) as s:
-                    banner = s.recv(256).decode(errors="replace")
-                    s.sendall(b"QUIT\r\n")
-                if banner.startswith("220"):
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise Failure(f"aiosmtpd did not greet within {SMTP_TIMEOUT}s")
-            time.sleep(0.05)
+        def greets():
+            with socket.create_connection(("127.0.0.1", self.smtp_port), timeout=2) as s:
+                banner = s.recv(256).decode(errors="replace")
+                s.sendall(b"QUIT\r\n")
+            return banner.startswith("220")
+
+        def smtp_log():
+            with open(self.smtp_log) as f:
+                return f.read()
+
+        wait_until_ready(self.smtp, "aiosmtpd", SMTP_TIMEOUT, greets, smtp_log)
         log(f"aiosmtpd {self.aiosmtpd_version} on 127.0.0.1:{self.smtp_port}, Maildir {self.maildir}")
 
     def start_server(self):
@@ -308,21 +321,15 @@ class Bench:
             self.server = subprocess.Popen([self.bin, "serve"], env=self.env, cwd=self.work,
                                            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         self.procs.append(("ims serve", self.server))
-        deadline = time.time() + READY_TIMEOUT
-        while True:
-            if self.server.poll() is not None:
-                raise Failure(f"ims serve exited ({self.server.returncode}):\n{self.tail_log()}")
+        def ready():
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
             try:
-                c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
                 c.request("GET", "/readyz")
-                if c.getresponse().status == 200:
-                    c.close()
-                    break
-            except OSError:
-                pass
-            if time.time() > deadline:
-                raise Failure(f"ims serve not ready within {READY_TIMEOUT}s:\n{self.tail_log()}")
-            time.sleep(0.05)
+                return c.getresponse().status == 200
+            finally:
+                c.close()
+
+        wait_until_ready(self.server, "ims serve", READY_TIMEOUT, ready, self.tail_log)
         log(f"ims serve on 127.0.0.1:{self.port} ({self.backend})")
 
     def tail_log(self, n=20):

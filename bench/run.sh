@@ -64,18 +64,7 @@ source "$BENCH_DIR/lib/harness.sh"
 # --------------------------------------------------------------------------------------------
 # 1. Tools and the release build
 # --------------------------------------------------------------------------------------------
-need_pkgs=()
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v jq >/dev/null || need_pkgs+=(jq)
-command -v curl >/dev/null || need_pkgs+=(curl)
-command -v psql >/dev/null || need_pkgs+=(postgresql-client)
-if ((${#need_pkgs[@]})); then
-  log "installing ${need_pkgs[*]} with apt"
-  SUDO=()
-  ((EUID == 0)) || SUDO=(sudo)
-  "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+install_missing wrk:wrk jq:jq curl:curl psql:postgresql-client
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building ims (cargo build --release)"
@@ -170,35 +159,7 @@ forget_bg() {
   BG_PIDS=("${kept[@]}")
 }
 
-vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
 
-# CPU accounting, in clock ticks: "machine_busy ims postgres wrk" (ims = the benchmarked server's
-# pid; postgres and wrk = every process of that name). Whatever is left of machine_busy is "other":
-# processes that are not part of the benchmark (builds, tests of other sessions...).
-cpu_snapshot() {
-  local busy
-  busy=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  # cat, not awk, opens the files, and its complaints are ignored: processes come and go while we read.
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v busy="$busy" -v ims="${PID:-0}" '
-    {
-      comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\)[^)]*$/, "", comm)
-      rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-      t = f[12] + f[13]
-      if ($1 == ims) i += t; else if (comm == "postgres") p += t; else if (comm == "wrk") w += t
-    }
-    END { printf "%d %d %d %d\n", busy, i, p, w }'
-}
-CLK_TCK=$(getconf CLK_TCK)
-
-cpu_json() { # "snapshot0" "snapshot1" seconds -> {"cpu_ims_pct":…,…} (100 = one core)
-  awk -v a="$1" -v b="$2" -v s="$3" -v hz="$CLK_TCK" 'BEGIN {
-    split(a, x, " "); split(b, y, " ")
-    f = 100 / hz / s
-    busy = (y[1] - x[1]) * f; i = (y[2] - x[2]) * f; p = (y[3] - x[3]) * f; w = (y[4] - x[4]) * f
-    o = busy - i - p - w; if (o < 0) o = 0
-    printf "{\"cpu_busy_pct\":%.0f,\"cpu_ims_pct\":%.0f,\"cpu_postgres_pct\":%.0f,\"cpu_wrk_pct\":%.0f,\"cpu_other_pct\":%.0f}", busy, i, p, w, o
-  }'
-}
 
 # Waits (at most QUIET_TIMEOUT seconds) until processes outside the benchmark use less than
 # QUIET_MAX percent of one core, so a build or test run of someone else does not skew a scenario.

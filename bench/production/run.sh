@@ -67,18 +67,9 @@ source "$BENCH_DIR/../lib/harness.sh"
 # --------------------------------------------------------------------------------------------
 # Tools and the release build
 # --------------------------------------------------------------------------------------------
-need_pkgs=()
-command -v wrk >/dev/null || need_pkgs+=(wrk)
-command -v jq >/dev/null || need_pkgs+=(jq)
-command -v curl >/dev/null || need_pkgs+=(curl)
-[[ " $BACKENDS " != *" postgres "* ]] || command -v psql >/dev/null || need_pkgs+=(postgresql-client)
-if ((${#need_pkgs[@]})); then
-  log "installing ${need_pkgs[*]} with apt"
-  SUDO=()
-  ((EUID == 0)) || SUDO=(sudo)
-  "${SUDO[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
-fi
+tools=(wrk:wrk jq:jq curl:curl)
+[[ " $BACKENDS " != *" postgres "* ]] || tools+=(psql:postgresql-client)
+install_missing "${tools[@]}"
 
 if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
   log "building ims (cargo build --release)"
@@ -98,20 +89,7 @@ fi
 # --------------------------------------------------------------------------------------------
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
-free_port() {
-  local p i
-  for ((i = 0; i < 200; i++)); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
-  done
-  die "no free port found"
-}
 
-pg_url_for() {
-  local base="${PG_ADMIN_URL%%\?*}" query=""
-  [[ "$PG_ADMIN_URL" == *\?* ]] && query="?${PG_ADMIN_URL#*\?}"
-  echo "${base%/*}/$1$query"
-}
 
 forget() { # array-name pid
   local -n arr="$1"
@@ -120,14 +98,10 @@ forget() { # array-name pid
   arr=("${kept[@]}")
 }
 
-# A clean environment for ims: the config rejects unknown IMS_* variables, and the developer's
-# own settings must not leak in. The factory offset stays at its default (UTC), so "today" is
-# `date -u +%F`.
-server_env() {
-  printf '%s\0' "PATH=$PATH" "HOME=${HOME:-/root}" "LANG=C.UTF-8" "IMS_LOG_FORMAT=json" \
-    "RUST_LOG=warn" "$@"
-}
 
+# ims in a clean environment (server_env): the config rejects unknown IMS_* variables, and the
+# developer's own settings must not leak in. The factory offset stays at its default (UTC), so
+# "today" is `date -u +%F`.
 run_ims() { # cwd VAR=value ... -- args
   local cwd="$1"; shift
   local envs=()
@@ -138,29 +112,6 @@ run_ims() { # cwd VAR=value ... -- args
   (cd "$cwd" && env -i "${args[@]}" "$IMS_BIN" "$@")
 }
 
-cpu_snapshot() { # "machine_busy ims postgres wrk", clock ticks
-  local busy
-  busy=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)
-  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v busy="$busy" -v ims="${PID:-0}" '
-    {
-      comm = $0; sub(/^[^(]*\(/, "", comm); sub(/\)[^)]*$/, "", comm)
-      rest = $0; sub(/^.*\) /, "", rest); split(rest, f, " ")
-      t = f[12] + f[13]
-      if ($1 == ims) i += t; else if (comm == "postgres") p += t; else if (comm == "wrk") w += t
-    }
-    END { printf "%d %d %d %d\n", busy, i, p, w }'
-}
-CLK_TCK=$(getconf CLK_TCK)
-
-cpu_json() { # snapshot0 snapshot1 seconds -> {"cpu_ims_pct":…} (100 = one core)
-  awk -v a="$1" -v b="$2" -v s="$3" -v hz="$CLK_TCK" 'BEGIN {
-    split(a, x, " "); split(b, y, " ")
-    f = 100 / hz / s
-    busy = (y[1] - x[1]) * f; i = (y[2] - x[2]) * f; p = (y[3] - x[3]) * f; w = (y[4] - x[4]) * f
-    o = busy - i - p - w; if (o < 0) o = 0
-    printf "{\"cpu_ims_pct\":%.0f,\"cpu_postgres_pct\":%.0f,\"cpu_wrk_pct\":%.0f,\"cpu_other_pct\":%.0f}", i, p, w, o
-  }'
-}
 
 wait_quiet() { # until processes outside the benchmark use <= QUIET_MAX % of a core (bounded)
   ((QUIET_TIMEOUT > 0)) || return 0
