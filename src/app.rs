@@ -57,7 +57,7 @@ pub struct Services {
     /// Wakes the event consumer when something was queued.
     pub events_wake: tokio::sync::Notify,
     /// Every request being handled, including those whose client has gone away
-    /// (`run_to_completion`); a graceful stop waits for them before it closes the pool.
+    /// (`middleware::edge`); a graceful stop waits for them before it closes the pool.
     pub requests: Arc<crate::http::in_flight::InFlight>,
     /// Leaders' task lists, for a second at most (`crate::production::task_cache`).
     pub task_cache: crate::production::task_cache::TaskCache,

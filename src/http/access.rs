@@ -4,6 +4,9 @@
 //! token, checks the revocation cache, then the roles: no token or a bad one is `401`, a valid one
 //! without an allowed role is `403`. Object-level checks happen in handlers after loading the object.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, Method};
 use axum::middleware::{self, Next};
@@ -72,6 +75,14 @@ pub fn table() -> Vec<Route> {
     routes
 }
 
+/// The route template `path` names, as the metrics label it: [`MatchedPath`](axum::extract::MatchedPath)
+/// holds a copy of it, and labels made of the table's own strings cost no allocation per request.
+pub fn template(path: &str) -> Option<&'static str> {
+    static TEMPLATES: LazyLock<HashSet<&'static str>> =
+        LazyLock::new(|| table().iter().map(|r| r.path).collect());
+    TEMPLATES.get(path).copied()
+}
+
 /// Builds the router from the table, guarding each route with its access rule.
 pub fn router(state: &AppState) -> Router<AppState> {
     table().into_iter().fold(Router::new(), |router, r| {
@@ -97,8 +108,15 @@ struct Guard {
 
 async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let identity = match (&g.state.oidc, bearer(req.headers())) {
-        (Some(oidc), Some(token)) if crate::auth::oidc::looks_external(token) => {
-            external(&g.state, oidc, token).await?
+        (Some(_), Some(token)) if crate::auth::oidc::looks_external(token) => {
+            // A first request provisions the user (a transaction), and a read runs inline in
+            // the edge, where a client going away would drop it halfway: a task of its own.
+            let (state, token) = (g.state.clone(), token.to_owned());
+            g.state
+                .requests
+                .spawn(async move { external(&state, &token).await })
+                .await
+                .map_err(|e| ApiError::from(anyhow::anyhow!("identity provider check: {e}")))??
         }
         _ => authenticate(&g.state, req.headers())?,
     };
@@ -124,11 +142,10 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Verifies an identity provider's access token and finds (or provisions) its user. A token
 /// issued at or before the user's last auth change (revoked sessions, say) is refused. A disabled
 /// user is refused like a bad token; the roles come from the token's groups, not the database.
-async fn external(
-    state: &AppState,
-    oidc: &crate::auth::oidc::Oidc,
-    token: &str,
-) -> Result<Identity, ApiError> {
+async fn external(state: &AppState, token: &str) -> Result<Identity, ApiError> {
+    let Some(oidc) = &state.oidc else {
+        return Err(ApiError::from(anyhow::anyhow!("no identity provider")));
+    };
     let invalid = || {
         ApiError::unauthorized(
             "invalid_token",

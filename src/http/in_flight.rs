@@ -1,8 +1,8 @@
-//! The requests being handled, so that a graceful stop can wait for them. Each request runs in
-//! its own task (`middleware::run_to_completion`), which goes on after its client has gone away;
-//! once the listener has closed, those tasks are all that is left, and the pool must outlive them.
-//! A task is counted from the moment it is spawned until it ends, however it ends (a guard is
-//! dropped with it, also on a panic).
+//! The requests being handled, so that a graceful stop can wait for them. Each write runs in
+//! its own task (`middleware::edge`), which goes on after its client has gone away (a read runs
+//! inline and is counted with [`InFlight::enter`]); once the listener has closed, those tasks are
+//! all that is left, and the pool must outlive them. A task is counted from the moment it is
+//! spawned until it ends, however it ends (a guard is dropped with it, also on a panic).
 
 use std::future::Future;
 use std::pin::pin;
@@ -31,6 +31,12 @@ impl InFlight {
             let _counted = guard;
             task.await
         })
+    }
+
+    /// Counts a request handled inline (a read) until the returned guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> impl Drop + Send + 'static {
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Guard(self.clone())
     }
 
     /// How many tasks are running now.

@@ -1,26 +1,35 @@
-//! Middleware applied to every response: a request id (response header and every log line of the
-//! request), the client's address (from the socket, or `X-Forwarded-For` when the peer is a
-//! trusted proxy), security headers and `Cache-Control: no-store`, per-route metrics, problem
-//! details for errors produced outside handlers (404, 405, 413, timeouts), and panics turned into
-//! a `500` problem while the process lives on.
+//! The edge every request passes through once, outermost ([`edge`]): a request id (response header
+//! and every log line of the request), the client's address (from the socket, or
+//! `X-Forwarded-For` when the peer is a trusted proxy), `503` at once while the database is known
+//! to be down, the request timeout, panics turned into a `500` problem while the process lives
+//! on, problem details for errors produced outside handlers (404, 405, 413, timeouts), per-route
+//! metrics, security headers and `Cache-Control: no-store`. It is one middleware rather than a
+//! stack of them because every layer costs an allocation and a move of the request on every
+//! call, and this path is the floor under every figure in `bench/README.md`.
 
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use ipnet::IpNet;
 use tracing::Instrument;
 
-use super::error::problem_response;
+use super::error::{problem_response, ApiError, DatabaseUnreachable};
 use super::extract::ClientIp;
+use super::REQUEST_TIMEOUT;
 use crate::app::AppState;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const CROSS_ORIGIN_OPENER_POLICY: HeaderName =
+    HeaderName::from_static("cross-origin-opener-policy");
 
 pub const CONTENT_SECURITY_POLICY: &str =
     "default-src 'self'; script-src 'self'; style-src 'self'; \
@@ -53,75 +62,206 @@ pub fn content_security_policy(config: &crate::config::Config) -> String {
     )
 }
 
-/// Assigns a request id and runs the request inside a span carrying it. The outcome is logged by
-/// [`run_to_completion`], so a request whose client has gone away is logged too.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
-    let id = uuid::Uuid::new_v4().to_string();
+/// Every request, outermost, once. A write runs in a task of its own, so a client that
+/// disconnects cannot cancel it halfway: no throttle count left behind, no transaction abandoned
+/// mid-flight (sqlx's `begin` is not cancel-safe), no half-done work. The task is tracked in
+/// [`Services::requests`](crate::app::Services::requests), so a graceful stop waits for it, and
+/// does the bookkeeping too, so a write whose client has gone away is still counted, logged and
+/// still invalidates the task-list cache. A safe method (`GET`, `HEAD`, `OPTIONS`) writes nothing
+/// and runs inline, which saves a task per read; should its client go away, it is logged and
+/// counted as `499`. (The one read that can write, a first request with an identity provider's
+/// token, provisions the user in a task of its own: see [`super::access`].)
+pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let id = uuid::Uuid::new_v4();
     let span = tracing::info_span!(
         "request",
         request_id = %id,
         method = %req.method(),
         path = %req.uri().path(),
     );
-    req.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(req).instrument(span).await;
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(REQUEST_ID, value);
-    }
-    response
-}
-
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-/// Runs the rest of the request in its own task, so a client that disconnects cannot cancel a
-/// handler halfway: no throttle count left behind, no transaction abandoned mid-flight (sqlx's
-/// `begin` is not cancel-safe), no half-done work. The task is tracked in
-/// [`Services::requests`](crate::app::Services::requests), so a graceful stop waits for it, and
-/// logs the outcome when it ends, whether or not anyone is still waiting for it.
-pub async fn run_to_completion(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = Instant::now();
-    let task = async move {
-        let response = next.run(req).await;
-        tracing::info!(
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request finished"
-        );
-        response
-    };
-    match state
-        .requests
-        .spawn(task.instrument(tracing::Span::current()))
-        .await
-    {
-        Ok(response) => response,
-        Err(_) => problem_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "An unexpected error occurred.",
-        ),
-    }
-}
-
-/// Resolves the client's address and stores it as [`ClientIp`].
-pub async fn client_ip(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
+        .map_or(IpAddr::from([127, 0, 0, 1]), |c| c.0.ip());
     let forwarded = req
         .headers()
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok());
     let ip = resolve_client(peer, forwarded, &state.config.trusted_proxies);
     req.extensions_mut().insert(ClientIp(ip));
-    next.run(req).await
+    let call = Call::of(&req);
+    if call.safe {
+        let _counted = state.requests.enter();
+        return answer(state, call, req, next, id).instrument(span).await;
+    }
+    let requests = Arc::clone(&state.requests);
+    match requests
+        .spawn(answer(state, call, req, next, id).instrument(span))
+        .await
+    {
+        Ok(response) => response,
+        // Only when the runtime is shutting down: the task was dropped unfinished.
+        Err(_) => problem_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "The service is stopping; try again.",
+        ),
+    }
+}
+
+/// The request's answer, with its bookkeeping: fail fast while the database is down, the
+/// handler, the cache and database-health side effects, metrics, the problem body of a bare
+/// error, the headers every response carries, and the log line.
+async fn answer(state: AppState, call: Call, req: Request, next: Next, id: uuid::Uuid) -> Response {
+    let mut watch = Abandoned {
+        state: &state,
+        call: &call,
+        started: Instant::now(),
+        answered: false,
+    };
+    let response = if call.api && state.db.health().is_down() {
+        ApiError::unavailable().into_response()
+    } else {
+        let response = handled(req, next).await;
+        if call.writes {
+            state.task_cache.invalidate();
+        }
+        response
+    };
+    watch.answered = true;
+    if response.extensions().get::<DatabaseUnreachable>().is_some() {
+        state.db.health().mark_down();
+    }
+    let status = response.status().as_u16();
+    let seconds = watch.started.elapsed().as_secs_f64();
+    state
+        .metrics
+        .request(call.method, call.route, status, seconds);
+    let mut response = problem_for_bare_error(response);
+    decorate(&state, response.headers_mut(), id);
+    tracing::info!(status, latency_ms = seconds * 1000.0, "request finished");
+    response
+}
+
+/// Logs and counts, as `499`, a request dropped before it was answered: a read whose client went
+/// away (or, at shutdown, anything).
+struct Abandoned<'a> {
+    state: &'a AppState,
+    call: &'a Call,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for Abandoned<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.state
+            .metrics
+            .request(self.call.method, self.call.route, 499, seconds);
+        tracing::info!(
+            status = 499,
+            latency_ms = seconds * 1000.0,
+            "request abandoned: the client went away before the answer"
+        );
+    }
+}
+
+/// Runs the handler: one that outlives [`REQUEST_TIMEOUT`] is dropped and answered `408`; one
+/// that panics is answered `500` and serving goes on.
+async fn handled(req: Request, next: Next) -> Response {
+    let run = AssertUnwindSafe(next.run(req)).catch_unwind();
+    match tokio::time::timeout(REQUEST_TIMEOUT, run).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(panic)) => panic_response(panic),
+        Err(_) => problem_response(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            "The request took too long.",
+        ),
+    }
+}
+
+/// What the edge needs to know of a request once its body has gone to the handler.
+struct Call {
+    /// The metrics label: any token is a valid HTTP method, so the values are kept bounded.
+    method: &'static str,
+    /// The matched route template, or `unmatched`.
+    route: &'static str,
+    /// `GET`, `HEAD` or `OPTIONS`: writes nothing, so it may run inline.
+    safe: bool,
+    /// Under `/api/` or `/auth/`: refused at once while the database is down.
+    api: bool,
+    /// A write under `/api/`: answering it starts a new generation of the leaders' task-list
+    /// cache ([`crate::production::task_cache`]).
+    writes: bool,
+}
+
+impl Call {
+    fn of(req: &Request) -> Self {
+        let method = match *req.method() {
+            Method::GET => "GET",
+            Method::HEAD => "HEAD",
+            Method::POST => "POST",
+            Method::PUT => "PUT",
+            Method::PATCH => "PATCH",
+            Method::DELETE => "DELETE",
+            Method::OPTIONS => "OPTIONS",
+            _ => "OTHER",
+        };
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .and_then(|p| super::access::template(p.as_str()))
+            .unwrap_or("unmatched");
+        let path = req.uri().path();
+        let under_api = path.starts_with("/api/");
+        let safe = matches!(method, "GET" | "HEAD" | "OPTIONS");
+        Self {
+            method,
+            route,
+            safe,
+            api: under_api || path.starts_with("/auth/"),
+            writes: under_api && !safe,
+        }
+    }
+}
+
+/// The request id, the security headers, and `no-store` unless the handler chose a cache policy.
+fn decorate(state: &AppState, h: &mut HeaderMap, id: uuid::Uuid) {
+    h.reserve(9);
+    let mut buf = uuid::Uuid::encode_buffer();
+    if let Ok(value) = HeaderValue::from_str(id.hyphenated().encode_lower(&mut buf)) {
+        h.insert(REQUEST_ID, value);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        state.content_security_policy.clone(),
+    );
+    h.insert(
+        CROSS_ORIGIN_OPENER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if state.config.public_url.scheme() == "https" {
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
 }
 
 /// The client address: the peer, unless the peer is a trusted proxy, in which case the rightmost
@@ -146,65 +286,10 @@ pub fn resolve_client(peer: IpAddr, forwarded: Option<&str>, trusted: &[IpNet]) 
         .unwrap_or(peer)
 }
 
-/// Security headers on every response; `no-store` unless the handler chose a cache policy.
-pub async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let mut response = next.run(req).await;
-    let h = response.headers_mut();
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert(
-        "content-security-policy",
-        state.content_security_policy.clone(),
-    );
-    h.insert(
-        "cross-origin-opener-policy",
-        HeaderValue::from_static("same-origin"),
-    );
-    if state.config.public_url.scheme() == "https" {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        );
-    }
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
-    response
-}
-
-/// Records the request in the metrics, labelled by its route template.
-pub async fn metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    // Any token is a valid HTTP method; keep the label's values bounded.
-    let method = match req.method().as_str() {
-        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m,
-        _ => "OTHER",
-    }
-    .to_owned();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let started = Instant::now();
-    let response = next.run(req).await;
-    state.metrics.request(
-        &method,
-        &route,
-        response.status().as_u16(),
-        started.elapsed().as_secs_f64(),
-    );
-    response
-}
-
-/// Gives every error response that is not already a problem (404 from routing, 405, 413 from a
-/// limit, 408 from the timeout, the framework's plain-text rejections) a problem-details body, so
-/// no library text reaches a client.
-pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+/// Gives an error response that is not already a problem (404 from routing, 405, 413 from a
+/// limit, the framework's plain-text rejections) a problem-details body, so no library text
+/// reaches a client.
+fn problem_for_bare_error(response: Response) -> Response {
     let status = response.status();
     let is_problem = response
         .headers()
@@ -238,41 +323,6 @@ pub async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         }
     }
     problem
-}
-
-/// API requests (`/api/…`, `/auth/…`) while the database is marked unreachable get `503` at once;
-/// a response that found it unreachable marks it so (see [`crate::db::health`]).
-pub async fn fail_fast(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let guarded = path.starts_with("/api/") || path.starts_with("/auth/");
-    if guarded && state.db.health().is_down() {
-        return super::error::ApiError::unavailable().into_response();
-    }
-    let response = next.run(req).await;
-    if response
-        .extensions()
-        .get::<super::error::DatabaseUnreachable>()
-        .is_some()
-    {
-        state.db.health().mark_down();
-    }
-    response
-}
-
-/// A write under `/api/` (any method but GET, HEAD and OPTIONS), once answered, starts a new
-/// generation of the leaders' task-list cache ([`crate::production::task_cache`]).
-pub async fn production_writes(
-    State(state): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let writes = req.uri().path().starts_with("/api/")
-        && !matches!(req.method().as_str(), "GET" | "HEAD" | "OPTIONS");
-    let response = next.run(req).await;
-    if writes {
-        state.task_cache.invalidate();
-    }
-    response
 }
 
 /// The response for a panicking handler (used with `CatchPanicLayer`).

@@ -27,9 +27,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue, Method};
 use axum::Router;
 use tower::ServiceBuilder;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::timeout::TimeoutLayer;
 
 use crate::app::AppState;
 
@@ -66,38 +64,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(web::fallback)
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(middleware::request_id))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
-                    middleware::run_to_completion,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    middleware::security_headers,
-                ))
-                .layer(CatchPanicLayer::custom(middleware::panic_response))
-                .layer(axum::middleware::from_fn(
-                    middleware::problem_for_bare_errors,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    middleware::client_ip,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    middleware::metrics,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    middleware::fail_fast,
-                ))
-                .layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    middleware::production_writes,
-                ))
-                .layer(TimeoutLayer::with_status_code(
-                    axum::http::StatusCode::REQUEST_TIMEOUT,
-                    REQUEST_TIMEOUT,
+                    middleware::edge,
                 ))
                 .option_layer(cors)
                 .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),

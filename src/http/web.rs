@@ -4,7 +4,7 @@
 //! app's own routes survive a reload. Paths are resolved component by component inside the
 //! directory: no `..`, no hidden files, no symlink escapes. The API's unknown paths, and other
 //! methods, stay `404` problem documents. The strict Content-Security-Policy is set for every
-//! response by [`super::middleware::security_headers`].
+//! response by [`super::middleware::edge`].
 
 use std::path::{Component, Path, PathBuf};
 

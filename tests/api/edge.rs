@@ -1,8 +1,8 @@
 //! The HTTP edge as a client sees it: security headers on every kind of response, problem details
 //! for every kind of bad input (never a 500, never an internal detail or an echoed value), CORS
 //! closed by default, `/metrics` for trusted networks only, health and readiness (including a
-//! database outage and recovery on PostgreSQL), the OpenAPI document against the route table, and
-//! a panicking handler answered with a 500 problem.
+//! database outage and recovery on PostgreSQL), the OpenAPI document against the route table, a
+//! panicking handler answered with a 500 problem, and a read whose client went away counted.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -1101,29 +1101,30 @@ async fn a_panicking_handler_becomes_a_500_problem_and_serving_continues() {
     use axum::http::{Request, StatusCode};
     use axum::routing::get;
     use tower::ServiceExt;
-    use tower_http::catch_panic::CatchPanicLayer;
 
+    let app = spawn_app().await;
+    // The real edge around handlers that panic, on a read (inline) and on a write (own task).
+    let boom = || async {
+        if true {
+            panic!("boom at src/secret.rs: SELECT password FROM users");
+        }
+        "unreachable"
+    };
     let router = axum::Router::new()
-        .route(
-            "/boom",
-            get(|| async {
-                if true {
-                    panic!("boom at src/secret.rs: SELECT password FROM users");
-                }
-                "unreachable"
-            }),
-        )
+        .route("/boom", get(boom).post(boom))
         .route("/fine", get(|| async { "fine" }))
-        .layer(CatchPanicLayer::custom(
-            ims::http::middleware::panic_response,
+        .layer(axum::middleware::from_fn_with_state(
+            app.state.clone(),
+            ims::http::middleware::edge,
         ));
 
-    for round in 0..2 {
-        let response = router
-            .clone()
-            .oneshot(Request::get("/boom").body(Body::empty()).unwrap())
-            .await
+    for (round, method) in ["GET", "POST", "GET"].into_iter().enumerate() {
+        let request = Request::builder()
+            .method(method)
+            .uri("/boom")
+            .body(Body::empty())
             .unwrap();
+        let response = router.clone().oneshot(request).await.unwrap();
         assert_eq!(
             response.status(),
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -1133,6 +1134,11 @@ async fn a_panicking_handler_becomes_a_500_problem_and_serving_continues() {
             response.headers()["content-type"],
             "application/problem+json",
             "round {round}"
+        );
+        assert!(
+            response.headers().contains_key("x-request-id")
+                && response.headers().contains_key("content-security-policy"),
+            "round {round}: a panic's answer carries the edge's headers"
         );
         let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
             .await
@@ -1152,4 +1158,50 @@ async fn a_panicking_handler_becomes_a_500_problem_and_serving_continues() {
             .unwrap();
         assert_eq!(fine.status(), StatusCode::OK, "round {round}");
     }
+}
+
+#[tokio::test]
+async fn a_read_whose_client_goes_away_is_counted_as_499() {
+    use axum::body::Body;
+    use axum::http::Request;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    let app = spawn_app().await;
+    let router = axum::Router::new()
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                "late"
+            }),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            app.state.clone(),
+            ims::http::middleware::edge,
+        ));
+    let metrics = || {
+        app.state
+            .metrics
+            .render(0, 0, 0)
+            .lines()
+            .filter(|l| l.starts_with("ims_http_requests_total{") && l.contains("status=\"499\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(metrics().is_empty(), "{:?}", metrics());
+    // The client gives up: the request's future is dropped mid-handler.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        router.oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the handler is still sleeping");
+    assert_eq!(
+        metrics(),
+        vec![
+            "ims_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"499\"} 1"
+                .to_owned()
+        ]
+    );
 }
