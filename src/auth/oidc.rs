@@ -269,9 +269,8 @@ pub fn looks_external(token: &str) -> bool {
     jsonwebtoken::decode_header(token).is_ok_and(|h| h.alg == Algorithm::RS256)
 }
 
-/// The IMS user of a provider identity, created on first use. Returns the user id.
 /// Records the roles the provider's groups grant now, so ADMIN sees what the user holds (the
-/// token's groups stay the only source of the roles a request gets).
+/// token's groups stay the only source of the roles a request gets). One statement.
 pub async fn sync_roles(db: &Db, user_id: &str, roles: &[Role]) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE users SET roles = $2, updated_at = $3 WHERE id = $1")
         .bind(user_id)
@@ -282,15 +281,18 @@ pub async fn sync_roles(db: &Db, user_id: &str, roles: &[Role]) -> Result<(), sq
         .map(|_| ())
 }
 
+/// The IMS user linked to a provider identity, if it was provisioned already.
+pub async fn linked_user(db: &Db, who: &External) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2")
+        .bind(&who.issuer)
+        .bind(&who.subject)
+        .fetch_optional(db.pool())
+        .await
+}
+
+/// The IMS user of a provider identity, created (in a transaction) if it does not exist yet.
 pub async fn provision(db: &Db, who: &External) -> anyhow::Result<String> {
-    let existing: Option<String> = sqlx::query_scalar(
-        "SELECT user_id FROM external_identities WHERE issuer = $1 AND subject = $2",
-    )
-    .bind(&who.issuer)
-    .bind(&who.subject)
-    .fetch_optional(db.pool())
-    .await?;
-    if let Some(id) = existing {
+    if let Some(id) = linked_user(db, who).await? {
         return Ok(id);
     }
     let id = uuid::Uuid::now_v7().to_string();

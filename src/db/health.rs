@@ -1,7 +1,7 @@
 //! Failing fast while the database is unreachable. When a request finds the database gone (a
 //! connection refused or cut, TLS failing, PostgreSQL shutting down, or no connection within the
 //! pool's acquire timeout), the instance marks it down: from then on API requests are answered
-//! `503 unavailable` at once (see `http::middleware::fail_fast`) instead of each one waiting out
+//! `503 unavailable` at once (see `http::middleware::edge`) instead of each one waiting out
 //! the acquire timeout, and [`watch`] opens a fresh connection every 250 ms until one answers,
 //! which marks the database up again — the pool itself reconnects on demand. Liveness, readiness,
 //! metrics and the web app's files never depend on this flag.

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::MethodRouter;
 use axum::Router;
+use tracing::Instrument;
 
 use super::error::ApiError;
 use super::extract::Identity;
@@ -109,14 +110,7 @@ struct Guard {
 async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let identity = match (&g.state.oidc, bearer(req.headers())) {
         (Some(_), Some(token)) if crate::auth::oidc::looks_external(token) => {
-            // A first request provisions the user (a transaction), and a read runs inline in
-            // the edge, where a client going away would drop it halfway: a task of its own.
-            let (state, token) = (g.state.clone(), token.to_owned());
-            g.state
-                .requests
-                .spawn(async move { external(&state, &token).await })
-                .await
-                .map_err(|e| ApiError::from(anyhow::anyhow!("identity provider check: {e}")))??
+            external(&g.state, token).await?
         }
         _ => authenticate(&g.state, req.headers())?,
     };
@@ -157,7 +151,20 @@ async fn external(state: &AppState, token: &str) -> Result<Identity, ApiError> {
         state.metrics.token_rejected("oidc");
         invalid()
     })?;
-    let user_id = crate::auth::oidc::provision(&state.db, &who).await?;
+    let user_id = match crate::auth::oidc::linked_user(&state.db, &who).await? {
+        Some(id) => id,
+        // The identity's first request creates its user, a transaction; a read runs inline in
+        // the edge, where a client going away would drop it halfway: a task of its own.
+        None => {
+            let (db, who) = (state.db.clone(), who.clone());
+            let create = async move { crate::auth::oidc::provision(&db, &who).await };
+            state
+                .requests
+                .spawn(create.instrument(tracing::Span::current()))
+                .await
+                .map_err(|e| ApiError::from(anyhow::anyhow!("provisioning stopped: {e}")))??
+        }
+    };
     let user = state
         .users
         .get(&state.db, &user_id)

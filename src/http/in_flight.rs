@@ -34,12 +34,13 @@ impl InFlight {
     }
 
     /// Counts a request handled inline (a read) until the returned guard is dropped.
+    #[must_use = "the request is counted only while the guard lives"]
     pub fn enter(self: &Arc<Self>) -> impl Drop + Send + 'static {
         self.running.fetch_add(1, Ordering::SeqCst);
         Guard(self.clone())
     }
 
-    /// How many tasks are running now.
+    /// How many requests are running now (tasks and inline reads).
     pub fn len(&self) -> usize {
         self.running.load(Ordering::SeqCst)
     }
@@ -48,7 +49,7 @@ impl InFlight {
         self.len() == 0
     }
 
-    /// Returns once no task is running.
+    /// Returns once no request is running.
     pub async fn idle(&self) {
         loop {
             // Registered before the check, so a task ending in between still wakes us.

@@ -10,10 +10,8 @@
 use std::any::Any;
 use std::net::{IpAddr, SocketAddr};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -94,18 +92,21 @@ pub async fn edge(State(state): State<AppState>, mut req: Request, next: Next) -
         let _counted = state.requests.enter();
         return answer(state, call, req, next, id).instrument(span).await;
     }
-    let requests = Arc::clone(&state.requests);
-    match requests
-        .spawn(answer(state, call, req, next, id).instrument(span))
-        .await
-    {
+    let task = answer(state.clone(), call, req, next, id).instrument(span.clone());
+    match state.requests.spawn(task).await {
         Ok(response) => response,
-        // Only when the runtime is shutting down: the task was dropped unfinished.
-        Err(_) => problem_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "The service is stopping; try again.",
-        ),
+        // The bookkeeping after the handler panicked (the handler's own panics are caught in
+        // `handled`): the write may have happened, so this is no invitation to retry.
+        Err(e) => {
+            span.in_scope(|| tracing::error!(error = %e, "request task failed"));
+            let mut response = problem_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "An unexpected error occurred.",
+            );
+            decorate(&state, response.headers_mut(), id);
+            response
+        }
     }
 }
 
@@ -325,16 +326,14 @@ fn problem_for_bare_error(response: Response) -> Response {
     problem
 }
 
-/// The response for a panicking handler (used with `CatchPanicLayer`).
-pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response<Body> {
+/// The response for a panicking handler: a `500` problem, nothing of the panic's message.
+pub fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked; answered 500 and carried on");
-    let response = problem_response(
+    problem_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "An unexpected error occurred.",
-    );
-    let (parts, body) = response.into_parts();
-    Response::from_parts(parts, body)
+    )
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! The HTTP edge: the router built from the route table ([`access`]), the middleware stack, the
-//! error type ([`error`]), extractors, handlers grouped by area, the OpenAPI document, and the
-//! web app ([`web`]) as the fallback.
+//! The HTTP edge: the router built from the route table ([`access`]), the one middleware every
+//! request passes ([`middleware`]), the error type ([`error`]), extractors, handlers grouped by
+//! area, the OpenAPI document, and the web app ([`web`]) as the fallback.
 
 pub mod access;
 pub mod admin_routes;

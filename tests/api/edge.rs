@@ -1176,6 +1176,7 @@ async fn a_read_whose_client_goes_away_is_counted_as_499() {
                 "late"
             }),
         )
+        .route("/quick", get(|| async { "quick" }))
         .layer(axum::middleware::from_fn_with_state(
             app.state.clone(),
             ims::http::middleware::edge,
@@ -1190,18 +1191,32 @@ async fn a_read_whose_client_goes_away_is_counted_as_499() {
             .collect::<Vec<_>>()
     };
     assert!(metrics().is_empty(), "{:?}", metrics());
+    let running = app.state.requests.len();
     // The client gives up: the request's future is dropped mid-handler.
     let gave_up = tokio::time::timeout(
         Duration::from_millis(200),
-        router.oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
+        router
+            .clone()
+            .oneshot(Request::get("/slow").body(Body::empty()).unwrap()),
     )
     .await;
     assert!(gave_up.is_err(), "the handler is still sleeping");
+    // A read that is answered is not a 499.
+    let quick = router
+        .oneshot(Request::get("/quick").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(quick.status(), 200);
     assert_eq!(
         metrics(),
         vec![
             "ims_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"499\"} 1"
                 .to_owned()
         ]
+    );
+    assert_eq!(
+        app.state.requests.len(),
+        running,
+        "both reads were counted as running only while they ran"
     );
 }
