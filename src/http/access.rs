@@ -109,8 +109,8 @@ struct Guard {
 
 async fn guard(State(g): State<Guard>, mut req: Request, next: Next) -> Result<Response, ApiError> {
     let identity = match (&g.state.oidc, bearer(req.headers())) {
-        (Some(_), Some(token)) if crate::auth::oidc::looks_external(token) => {
-            external(&g.state, token).await?
+        (Some(oidc), Some(token)) if crate::auth::oidc::looks_external(token) => {
+            external(&g.state, oidc, token).await?
         }
         _ => authenticate(&g.state, req.headers())?,
     };
@@ -136,10 +136,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// Verifies an identity provider's access token and finds (or provisions) its user. A token
 /// issued at or before the user's last auth change (revoked sessions, say) is refused. A disabled
 /// user is refused like a bad token; the roles come from the token's groups, not the database.
-async fn external(state: &AppState, token: &str) -> Result<Identity, ApiError> {
-    let Some(oidc) = &state.oidc else {
-        return Err(ApiError::from(anyhow::anyhow!("no identity provider")));
-    };
+async fn external(
+    state: &AppState,
+    oidc: &crate::auth::oidc::Oidc,
+    token: &str,
+) -> Result<Identity, ApiError> {
     let invalid = || {
         ApiError::unauthorized(
             "invalid_token",
